@@ -1,0 +1,33 @@
+# Two commands: `make run` (the main job) and `make test` (the tests).
+# Each builds .venv and installs what it needs; llama-cpp-python compiles from source the first
+# time (about 4 minutes on 2 cores), after which pip's wheel cache makes it instant.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PAPER  ?= examples/tiny-sgd-paper.md
+OUT    ?= out/example
+MODEL  ?=
+ARGS   ?=
+
+.PHONY: run test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[local,test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/papercoder run $(PAPER) -o $(OUT) $(if $(MODEL),-m $(MODEL),) $(ARGS)
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests bench
+	$(PY) -m pytest -q $(ARGS)
+
+bench: $(VENV)/.installed
+	$(PY) bench/context_cost.py
+	$(PY) bench/ingest_fidelity.py ../shared/papers/*/
+	$(PY) bench/local_model.py
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,3 @@
+"""papercoder: turn a machine-learning paper into a runnable code repository."""
+
+__version__ = "0.1.0"

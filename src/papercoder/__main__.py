@@ -1,0 +1,3 @@
+from papercoder.cli import main
+
+main()

@@ -1,0 +1,270 @@
+"""The command line: a thin layer over the library API."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from papercoder.config import config_path, default_db_path, load_user_config
+from papercoder.console import console, error
+from papercoder.errors import ConfigError, PapercoderError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Turn a machine-learning paper into a runnable code repository.",
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+_state: dict[str, Any] = {"db": None}
+
+
+def guarded(fn: F) -> F:
+    """Turn library errors into one sentence and a non-zero exit, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PapercoderError as e:
+            error(str(e))
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            error("Interrupted; rerun the same command to resume, answered calls are cached.")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def db_path() -> Path:
+    return Path(_state["db"]) if _state["db"] else default_db_path()
+
+
+def open_store():  # noqa: ANN201
+    from papercoder.store import Store
+
+    return Store(db_path())
+
+
+@app.callback()
+def _root(
+    db: Path | None = typer.Option(
+        None, "--db", help="Run store / cache database (default: $PAPERCODER_DB or "
+        "~/.local/share/papercoder/papercoder.db).", envvar=None),
+) -> None:
+    _state["db"] = db
+
+
+# -- models -------------------------------------------------------------------------------
+@app.command()
+@guarded
+def models() -> None:
+    """Show the backends, aliases, and which provider keys were found."""
+    from papercoder.models import PROVIDERS, default_model_name
+
+    t = Table(title="Backends")
+    t.add_column("provider")
+    t.add_column("select with")
+    t.add_column("key / url")
+    env = os.environ
+    t.add_row("openai", "openai/MODEL [--base-url URL]",
+              ("OPENAI_API_KEY found" if env.get("OPENAI_API_KEY") else "OPENAI_API_KEY not set")
+              + (f"; OPENAI_BASE_URL={env['OPENAI_BASE_URL']}" if env.get("OPENAI_BASE_URL")
+                 else ""))
+    t.add_row("anthropic", "anthropic/MODEL",
+              "ANTHROPIC_API_KEY found" if env.get("ANTHROPIC_API_KEY")
+              else "ANTHROPIC_API_KEY not set")
+    t.add_row("local", "local[:PATH.gguf]", "in-process llama.cpp (extra: papercoder[local])")
+    t.add_row("scripted", "scripted:PATH", "answers from a file (tests, demos)")
+    assert set(PROVIDERS) == {"openai", "anthropic", "local", "scripted"}
+    console.print(t)
+    cfg = load_user_config()
+    if cfg.aliases:
+        a = Table(title=f"Aliases ({config_path()})")
+        a.add_column("alias")
+        a.add_column("model")
+        a.add_column("base url")
+        for k, v in cfg.aliases.items():
+            a.add_row(k, v.model, v.base_url or "")
+        console.print(a)
+    else:
+        console.print(f"No aliases (define them in {config_path()}).")
+    name, offline = default_model_name()
+    console.print(f"Default model: {name}" + (" (embedded offline demo model)" if offline else ""))
+    console.print(f"Run store: {db_path()}")
+
+
+# -- prompt -------------------------------------------------------------------------------
+@app.command()
+@guarded
+def prompt(
+    text: str = typer.Argument(..., help="The prompt."),
+    model: str = typer.Option(..., "-m", "--model", help="provider/model, alias, local:PATH or "
+                              "scripted:PATH."),
+    schema: Path | None = typer.Option(None, "--schema", help="A JSON Schema file the answer "
+                                          "must validate against."),
+    system: str | None = typer.Option(None, "--system", help="A system prompt."),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint."),
+    temperature: float | None = typer.Option(None, "--temperature"),
+    max_tokens: int | None = typer.Option(None, "--max-tokens"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not answer from the cache."),
+    max_cost: float | None = typer.Option(None, "--max-cost", help="Budget in USD."),
+) -> None:
+    """Make one call, to check a backend."""
+    from papercoder.llm import Caller
+    from papercoder.models import get_model
+
+    schema_obj = None
+    if schema is not None:
+        try:
+            schema_obj = json.loads(schema.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"The schema file {schema} is not readable JSON ({e}).") from None
+    m = get_model(model, base_url=base_url)
+    store = open_store()
+    run_id = store.create_run("prompt", model=m.name, settings={"base_url": base_url})
+    caller = Caller(m, store, run_id, use_cache=not no_cache, max_cost=max_cost)
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": text}]
+    try:
+        c = asyncio.run(caller.call(messages, stage="prompt", schema=schema_obj,
+                                    temperature=temperature, max_tokens=max_tokens))
+    except PapercoderError:
+        store.set_run_status(run_id, "failed")
+        raise
+    store.set_run_status(run_id, "done")
+    if schema_obj is not None:
+        console.print_json(json.dumps(c.parsed))
+    else:
+        console.print(c.text, markup=False)
+    cost = "cached, $0" if c.cached else ("cost unknown" if c.cost is None else f"${c.cost:.6f}")
+    console.print(
+        f"[dim]{m.name} · {c.usage.prompt_tokens} in ({c.usage.cached_prompt_tokens} cached) / "
+        f"{c.usage.completion_tokens} out · {cost} · {c.latency:.2f}s · run {run_id}[/]"
+    )
+
+
+# -- runs / logs / cost ---------------------------------------------------------------------
+def _resolve_run(store: Any, run: str | None) -> str:
+    if run is None:
+        runs = store.runs(limit=1)
+        if not runs:
+            raise ConfigError(f"The run store {db_path()} holds no runs yet.")
+        return runs[0].id
+    p = Path(run)
+    if (p / "run.json").is_file():
+        try:
+            return json.loads((p / "run.json").read_text())["run_id"]
+        except (ValueError, KeyError):
+            raise ConfigError(f"{p / 'run.json'} is damaged; give the run id instead.") from None
+    rec = store.get_run(run)
+    if rec is None:
+        raise ConfigError(f"No run '{run}' in {db_path()}; `papercoder runs` lists them.")
+    return rec.id
+
+
+def _money(x: float | None) -> str:
+    return "unknown" if x is None else f"${x:.4f}"
+
+
+@app.command()
+@guarded
+def runs(limit: int = typer.Option(30, "--limit", "-n")) -> None:
+    """List the runs in the store."""
+    import datetime as dt
+
+    store = open_store()
+    t = Table(title=f"Runs in {db_path()}")
+    for col in ("run", "started", "command", "model", "status", "cost", "output"):
+        t.add_column(col)
+    for r in store.runs(limit):
+        rows = store.cost_summary(r.id)
+        total = None if any(x["cost"] is None for x in rows) else sum(x["cost"] or 0 for x in rows)
+        t.add_row(r.id, dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M"),
+                  r.command, r.model or "", r.status, _money(total), r.out_dir or "")
+    console.print(t)
+
+
+@app.command()
+@guarded
+def logs(
+    run: str | None = typer.Argument(None, help="Run id (or prefix) or output folder; "
+                                        "default: the newest run."),
+    stage: str | None = typer.Option(None, "--stage", help="Only this stage."),
+    file: str | None = typer.Option(None, "--file", help="Only this file."),
+    full: bool = typer.Option(False, "--full", help="Print whole requests and responses."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines."),
+) -> None:
+    """Show the logged model exchanges of a run."""
+    store = open_store()
+    rid = _resolve_run(store, run)
+    rows = store.exchanges(rid, stage=stage, file=file)
+    if as_json:
+        for x in rows:
+            console.print_json(json.dumps(x.__dict__, default=str))
+        return
+    if full:
+        for x in rows:
+            console.rule(f"#{x.id} {x.stage} {x.file or ''} · {x.model} · {x.status}")
+            if isinstance(x.request, dict):
+                for m in x.request.get("messages", []):
+                    console.print(f"[bold]{m['role']}[/]:", m["content"], markup=False)
+            console.print("[bold]response[/]:")
+            console.print(x.response or x.error or "", markup=False)
+        return
+    t = Table(title=f"Exchanges of run {rid}")
+    for col in ("#", "stage", "file", "model", "status", "in", "cached", "out", "cost", "secs",
+                "response / error"):
+        t.add_column(col)
+    for x in rows:
+        preview = (x.error or x.response or (f"(cache hit of #{x.cached_from})"
+                                             if x.cached_from else "")).strip().replace("\n", " ")
+        t.add_row(str(x.id), x.stage or "", x.file or "", x.model, x.status,
+                  str(x.prompt_tokens), str(x.cached_prompt_tokens), str(x.completion_tokens),
+                  _money(x.cost) if x.status != "error" else "",
+                  f"{x.latency:.2f}" if x.latency else "", preview[:60])
+    console.print(t)
+
+
+@app.command()
+@guarded
+def cost(run: str | None = typer.Argument(None, help="Run id (or prefix) or output folder.")) \
+        -> None:
+    """Tokens and dollars per stage and model for a run."""
+    store = open_store()
+    rid = _resolve_run(store, run)
+    rows = store.cost_summary(rid)
+    t = Table(title=f"Cost of run {rid}")
+    for col in ("stage", "model", "calls", "cache hits", "prompt", "cached", "cache write",
+                "completion", "cost"):
+        t.add_column(col)
+    total: float | None = 0.0
+    for r in rows:
+        t.add_row(r["stage"] or "", r["model"], str(r["calls"]), str(r["cache_hits"] or 0),
+                  str(r["prompt_tokens"]), str(r["cached_prompt_tokens"]),
+                  str(r["cache_write_tokens"]), str(r["completion_tokens"]), _money(r["cost"]))
+        total = None if (total is None or r["cost"] is None) else total + r["cost"]
+    t.add_section()
+    t.add_row("total", "", str(sum(r["calls"] for r in rows)), "",
+              str(sum(r["prompt_tokens"] for r in rows)),
+              str(sum(r["cached_prompt_tokens"] for r in rows)),
+              str(sum(r["cache_write_tokens"] for r in rows)),
+              str(sum(r["completion_tokens"] for r in rows)), _money(total))
+    console.print(t)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

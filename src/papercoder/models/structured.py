@@ -1,0 +1,134 @@
+"""Getting a validated object out of a model's text.
+
+Real model output is not always clean JSON: it may sit between ``[CONTENT]`` tags or in a
+fenced block, hold raw newlines inside strings, stray backslash escapes, ``//`` comments or
+trailing commas. :func:`extract_json` recovers what it can; :func:`validate` checks it against
+the schema and raises :class:`~papercoder.errors.FormatError` with a message for the model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import jsonschema
+from pydantic import BaseModel, ValidationError
+
+from papercoder.errors import FormatError
+from papercoder.models.base import Schema, schema_json
+
+_CONTENT_RE = re.compile(r"\[CONTENT\](.*?)\[/CONTENT\]", re.S | re.I)
+_FENCE_RE = re.compile(r"```(?:json|JSON)?[ \t]*\n(.*?)```", re.S)
+_BAD_ESCAPE_RE = re.compile(r'\\(?!["\\/bfnrtu])')
+_TRAILING_COMMA_RE = re.compile(r",(\s*[}\]])")
+
+
+def instructions(schema: Schema) -> str:
+    """The system-prompt addition used when an endpoint cannot constrain output itself."""
+    return (
+        "Answer with one JSON object and nothing else. It must validate against this "
+        "JSON Schema:\n" + json.dumps(schema_json(schema), indent=1)
+    )
+
+
+def _candidates(text: str) -> list[str]:
+    out = [m.group(1) for m in _CONTENT_RE.finditer(text)]
+    out += [m.group(1) for m in _FENCE_RE.finditer(text)]
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        out.append(text[start : end + 1])
+    out.append(text)
+    return out
+
+
+def _strip_line_comments(s: str) -> str:
+    """Drop ``// ...`` comments that are outside strings."""
+    out, in_str, esc, i = [], False, False, 0
+    while i < len(s):
+        c = s[i]
+        if in_str:
+            out.append(c)
+            if esc:
+                esc = False
+            elif c == "\\":
+                esc = True
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+            out.append(c)
+        elif c == "/" and s[i : i + 2] == "//":
+            while i < len(s) and s[i] != "\n":
+                i += 1
+            continue
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _loads_lenient(s: str) -> Any:
+    s = s.strip()
+    attempts = [s]
+    fixed = _BAD_ESCAPE_RE.sub(r"\\\\", s)
+    attempts.append(fixed)
+    attempts.append(_TRAILING_COMMA_RE.sub(r"\1", _strip_line_comments(fixed)))
+    err: Exception | None = None
+    for a in attempts:
+        try:
+            return json.loads(a, strict=False)
+        except json.JSONDecodeError as e:
+            err = e
+    assert err is not None
+    raise err
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON value found in ``text``; raises FormatError if there is none."""
+    last: Exception | None = None
+    for cand in _candidates(text):
+        if not cand.strip():
+            continue
+        try:
+            return _loads_lenient(cand)
+        except json.JSONDecodeError as e:
+            last = e
+    raise FormatError(
+        "Your answer did not contain a valid JSON object"
+        + (f" ({last})" if last else "")
+        + ". Reply with the JSON object only.",
+        user_message="the model's answer held no valid JSON object",
+    )
+
+
+def validate(data: Any, schema: Schema) -> Any:
+    """Validate already-decoded JSON against the schema; FormatError quotes the problem."""
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        try:
+            return schema.model_validate(data)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'answer'}: {err['msg']}"
+                for err in e.errors()[:8]
+            )
+            raise FormatError(
+                f"Your JSON did not match the required schema: {problems}. "
+                "Send the corrected JSON object.",
+                user_message=f"the model's JSON did not match the schema ({problems})",
+            ) from None
+    try:
+        jsonschema.validate(data, dict(schema))
+    except jsonschema.ValidationError as e:
+        path = ".".join(str(p) for p in e.absolute_path) or "answer"
+        raise FormatError(
+            f"Your JSON did not match the required schema: {path}: {e.message}. "
+            "Send the corrected JSON object.",
+            user_message=f"the model's JSON did not match the schema ({path}: {e.message})",
+        ) from None
+    return data
+
+
+def parse(text: str, schema: Schema) -> Any:
+    """Extract and validate: the whole text-to-object path."""
+    return validate(extract_json(text), schema)

@@ -1,0 +1,248 @@
+"""SQLite store (WAL mode). Thread-safe through one lock; calls are short."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from papercoder.errors import ConfigError
+from papercoder.store.migrations import migrate
+
+
+def cache_key(model: str, messages: Sequence[Mapping[str, Any]], **params: Any) -> str:
+    """Hash of everything that determines an answer: model, messages, schema, sampling."""
+    payload = json.dumps(
+        {"model": model, "messages": list(messages), "params": params},
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+@dataclass
+class RunRecord:
+    id: str
+    created: float
+    command: str
+    paper: str | None
+    model: str | None
+    out_dir: str | None
+    status: str
+    settings: dict[str, Any]
+
+
+@dataclass
+class Exchange:
+    id: int
+    run_id: str | None
+    created: float
+    stage: str | None
+    file: str | None
+    model: str
+    request: Any
+    response: str | None
+    parsed: Any
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    cache_write_tokens: int
+    completion_tokens: int
+    cost: float | None
+    latency: float | None
+    finish_reason: str | None
+    status: str
+    error: str | None
+    cached_from: int | None
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            migrate(self._conn)
+        except (sqlite3.DatabaseError, OSError) as e:
+            raise ConfigError(
+                f"The run store {self.path} could not be opened ({e}); "
+                "move it aside or set PAPERCODER_DB to another path."
+            ) from None
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- runs ---------------------------------------------------------------------------
+    def create_run(
+        self,
+        command: str,
+        *,
+        paper: str | None = None,
+        model: str | None = None,
+        out_dir: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        rid = run_id or new_run_id()
+        with self._lock, self._conn:
+            self._conn.execute(
+                "INSERT INTO runs(id, created, command, paper, model, out_dir, status, settings)"
+                " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status='running',"
+                " model=excluded.model, settings=excluded.settings",
+                (rid, time.time(), command, paper, model, out_dir, "running",
+                 json.dumps(dict(settings or {}), default=str)),
+            )
+        return rid
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("UPDATE runs SET status=? WHERE id=?", (status, run_id))
+
+    def runs(self, limit: int = 50) -> list[RunRecord]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM runs ORDER BY created DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [self._run(r) for r in rows]
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:
+                row = self._conn.execute(
+                    "SELECT * FROM runs WHERE id LIKE ? ORDER BY created DESC LIMIT 1",
+                    (run_id + "%",),
+                ).fetchone()
+        return self._run(row) if row else None
+
+    @staticmethod
+    def _run(r: sqlite3.Row) -> RunRecord:
+        return RunRecord(
+            r["id"], r["created"], r["command"], r["paper"], r["model"], r["out_dir"],
+            r["status"], json.loads(r["settings"] or "{}"),
+        )
+
+    # -- exchanges ----------------------------------------------------------------------
+    def lookup(self, key: str) -> Exchange | None:
+        """The newest successful answer for this cache key, if any."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM exchanges WHERE cache_key=? AND status='ok'"
+                " ORDER BY id DESC LIMIT 1",
+                (key,),
+            ).fetchone()
+        return self._exchange(row) if row else None
+
+    def log(
+        self,
+        *,
+        run_id: str | None,
+        stage: str | None,
+        file: str | None,
+        model: str,
+        key: str,
+        request: Any,
+        response: str | None = None,
+        parsed: Any = None,
+        usage: Mapping[str, int] | None = None,
+        cost: float | None = None,
+        latency: float | None = None,
+        finish_reason: str | None = None,
+        status: str = "ok",
+        error: str | None = None,
+        cached_from: int | None = None,
+    ) -> int:
+        u = dict(usage or {})
+        with self._lock, self._conn:
+            cur = self._conn.execute(
+                "INSERT INTO exchanges(run_id, created, stage, file, model, cache_key, request,"
+                " response, parsed, prompt_tokens, cached_prompt_tokens, cache_write_tokens,"
+                " completion_tokens, cost, latency, finish_reason, status, error, cached_from)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id, time.time(), stage, file, model, key,
+                    json.dumps(request, ensure_ascii=False, default=str),
+                    response,
+                    None if parsed is None else json.dumps(parsed, ensure_ascii=False, default=str),
+                    u.get("prompt_tokens", 0), u.get("cached_prompt_tokens", 0),
+                    u.get("cache_write_tokens", 0), u.get("completion_tokens", 0),
+                    cost, latency, finish_reason, status, error, cached_from,
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def exchanges(
+        self,
+        run_id: str | None = None,
+        *,
+        stage: str | None = None,
+        file: str | None = None,
+        limit: int | None = None,
+    ) -> list[Exchange]:
+        sql, args = "SELECT * FROM exchanges WHERE 1=1", []
+        for col, val in (("run_id", run_id), ("stage", stage), ("file", file)):
+            if val is not None:
+                sql += f" AND {col}=?"
+                args.append(val)
+        sql += " ORDER BY id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [self._exchange(r) for r in rows]
+
+    def cost_summary(self, run_id: str) -> list[dict[str, Any]]:
+        """Per stage and model: calls, tokens and dollars (None where a price was unknown)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT stage, model, COUNT(*) AS calls,"
+                " SUM(status='cached') AS cache_hits,"
+                " SUM(prompt_tokens) AS prompt_tokens,"
+                " SUM(cached_prompt_tokens) AS cached_prompt_tokens,"
+                " SUM(cache_write_tokens) AS cache_write_tokens,"
+                " SUM(completion_tokens) AS completion_tokens,"
+                " SUM(cost) AS cost, SUM(cost IS NULL AND status='ok') AS unpriced"
+                " FROM exchanges WHERE run_id=? GROUP BY stage, model ORDER BY MIN(id)",
+                (run_id,),
+            ).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            if d.pop("unpriced"):
+                d["cost"] = None
+            out.append(d)
+        return out
+
+    def run_cost(self, run_id: str) -> float:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COALESCE(SUM(cost), 0) FROM exchanges WHERE run_id=?", (run_id,)
+            ).fetchone()
+        return float(row[0])
+
+    @staticmethod
+    def _exchange(r: sqlite3.Row) -> Exchange:
+        return Exchange(
+            r["id"], r["run_id"], r["created"], r["stage"], r["file"], r["model"],
+            json.loads(r["request"]), r["response"],
+            json.loads(r["parsed"]) if r["parsed"] else None,
+            r["prompt_tokens"], r["cached_prompt_tokens"], r["cache_write_tokens"],
+            r["completion_tokens"], r["cost"], r["latency"], r["finish_reason"], r["status"],
+            r["error"], r["cached_from"],
+        )
