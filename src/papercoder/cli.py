@@ -262,6 +262,16 @@ def cost(run: str | None = typer.Argument(None, help="Run id (or prefix) or outp
     console.print(t)
 
 
+def _register() -> None:
+    """Commands that live next to the stage they drive."""
+    from papercoder.paper.cli import ingest
+
+    app.command()(guarded(ingest))
+
+
+_register()
+
+
 def main() -> None:
     app()
 
