@@ -265,7 +265,10 @@ def cost(run: str | None = typer.Argument(None, help="Run id (or prefix) or outp
 def _register() -> None:
     """Commands that live next to the stage they drive."""
     from papercoder.paper.cli import ingest
+    from papercoder.pipeline.cli import plan, run
 
+    app.command()(guarded(run))
+    app.command()(guarded(plan))
     app.command()(guarded(ingest))
 
 

@@ -1,0 +1,108 @@
+"""`papercoder run` and `papercoder plan`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from papercoder.console import console, err_console
+from papercoder.errors import BudgetExceeded, PapercoderError
+
+FROM_HELP = "Redo from this stage: planning, analysis or coding."
+
+
+def _run(paper: str, model: str | None, out: Path | None, stop_after: str, **kw: object) -> None:
+    from papercoder.cli import db_path
+    from papercoder.models import default_model_name
+    from papercoder.pipeline import RunOptions, run_pipeline
+    from papercoder.store import Store
+
+    if kw.get("from_stage") not in (None, "planning", "analysis", "coding"):
+        raise PapercoderError(f"--from must be planning, analysis or coding, not "
+                              f"'{kw['from_stage']}'.")
+    if model is None:
+        model, offline = default_model_name()
+        if offline:
+            from papercoder.models.local import embedded_notice
+
+            err_console.print(f"[cyan]{embedded_notice()}[/]", soft_wrap=True)
+    out = out or Path("out") / Path(paper).stem
+    opts = RunOptions(paper=paper, model=model, out=out, stop_after=stop_after, **kw)
+    store = Store(db_path())
+    try:
+        m = run_pipeline(opts, store=store)
+    except BudgetExceeded:
+        err_console.print(f"Artifacts so far are in {out}; rerun with a higher --max-cost to "
+                          "continue.")
+        raise
+    t = m.totals
+    cost = "unknown" if t.get("cost_usd") is None else f"${t['cost_usd']:.4f}"
+    written = sum(1 for s in m.files.values() if s.get("status") == "written")
+    secs = sum(s.get("seconds", 0) for s in m.stages.values())
+    toks = t.get("completion_tokens", 0)
+    speed = f" · {toks / secs:.1f} output tokens/s" if secs and toks else ""
+    console.print(
+        f"[bold green]{m.status}[/]: {written}/{len(m.files)} files in {out / 'repo'} · "
+        f"{t.get('calls', 0)} calls ({t.get('cache_hits', 0)} cached) · "
+        f"{t.get('prompt_tokens', 0):,} prompt + {toks:,} output tokens · {cost} · "
+        f"{secs:.1f}s{speed} · run {m.run_id}"
+    )
+    for f, s in m.files.items():
+        if s.get("status") == "failed":
+            console.print(f"[red]not written[/] {f}: {s.get('error')}", soft_wrap=True)
+    if stop_after == "planning":
+        console.print(f"Plan written to {out / 'artifacts'}; edit it if you like, then "
+                      f"`papercoder run {paper} -o {out}` continues from it.")
+
+
+def run(
+    paper: str = typer.Argument(..., help="The paper: a path (Markdown, text, PDF, LaTeX, "
+                                "S2ORC JSON) or an arXiv id/URL."),
+    model: str | None = typer.Option(None, "-m", "--model", help="provider/model, alias, "
+                                     "local[:PATH.gguf] or scripted:PATH. Default: a hosted "
+                                     "model if a key is set, else the embedded offline model."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Output folder "
+                                    "(default out/<paper name>)."),
+    refine: bool = typer.Option(False, "--refine", help="Verify and refine each planning "
+                                "artifact and analysis."),
+    context: str = typer.Option("scoped", "--context", help="scoped (dependencies in full, "
+                                "others as interfaces) or full (all earlier code)."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, max=64,
+                                    help="Calls in flight at once."),
+    max_cost: float | None = typer.Option(None, "--max-cost", help="Budget in USD."),
+    from_stage: str | None = typer.Option(None, "--from", help=FROM_HELP),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint."),
+    context_window: int | None = typer.Option(None, "--context-window",
+                                              help="Override the model's context window."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Ignore cached answers."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    prompts: Path | None = typer.Option(None, "--prompts", help="Folder of prompt template "
+                                        "overrides."),
+    timeout: float = typer.Option(600.0, "--timeout", help="Seconds per model call."),
+) -> None:
+    """Turn a paper into a repository: plan, analyze, code."""
+    if context not in ("scoped", "full"):
+        raise PapercoderError(f"--context must be scoped or full, not '{context}'.")
+    _run(paper, model, out, "coding", refine=refine, context=context, concurrency=concurrency,
+         max_cost=max_cost, from_stage=from_stage, base_url=base_url,
+         context_window=context_window, use_cache=not no_cache, quiet=quiet,
+         prompts_dir=prompts, timeout=timeout)
+
+
+def plan(
+    paper: str = typer.Argument(..., help="The paper."),
+    model: str | None = typer.Option(None, "-m", "--model", help="The model."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Output folder."),
+    refine: bool = typer.Option(False, "--refine", help="Verify and refine each artifact."),
+    max_cost: float | None = typer.Option(None, "--max-cost", help="Budget in USD."),
+    from_stage: str | None = typer.Option(None, "--from", help=FROM_HELP),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint."),
+    context_window: int | None = typer.Option(None, "--context-window"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Ignore cached answers."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Run the planning stage only; edit the artifacts, then `papercoder run` continues."""
+    _run(paper, model, out, "planning", refine=refine, max_cost=max_cost,
+         from_stage=from_stage, base_url=base_url, context_window=context_window,
+         use_cache=not no_cache, quiet=quiet)

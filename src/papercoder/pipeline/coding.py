@@ -1,0 +1,191 @@
+"""Stage 3: write the files in dependency order, each seeing the plan, its analysis and the
+code it depends on.
+
+Scoped context (default): a file's prompt holds the full code of its direct dependencies and
+the public interface of every other file written before it. Files whose dependencies are
+written are generated together, level by level, so every prompt is the same on a rerun and
+the cache answers it. Full context (as published): every earlier file in full, one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import TYPE_CHECKING, Any
+
+from papercoder.errors import ModelOutputError
+from papercoder.models.base import Completion
+from papercoder.pipeline.answers import check_python, extract_code
+from papercoder.pipeline.context import clip
+from papercoder.pipeline.interfaces import public_interface
+from papercoder.pipeline.order import entry_point
+from papercoder.pipeline.workspace import artifact_name
+from papercoder.tokens import estimate_tokens
+
+if TYPE_CHECKING:
+    from papercoder.pipeline.runner import Pipeline
+
+LANGS = {".py": "python", ".sh": "bash", ".yaml": "yaml", ".yml": "yaml", ".json": "json",
+         ".md": "markdown", ".txt": "text", ".toml": "toml", ".cfg": "ini"}
+
+
+def lang_of(file: str) -> str:
+    return LANGS.get("." + file.rsplit(".", 1)[-1] if "." in file else "", "text")
+
+
+def levels(order: list[str], deps: dict[str, list[str]]) -> dict[str, int]:
+    lvl: dict[str, int] = {}
+    for f in order:  # order is topological
+        lvl[f] = 1 + max((lvl[d] for d in deps.get(f, []) if d in lvl), default=-1)
+    return lvl
+
+
+def earlier_files(p: Pipeline, file: str) -> list[str]:
+    """The files written before ``file`` (deterministic, whatever the timing)."""
+    idx = p.order.index(file)
+    if p.opts.context == "full":
+        return p.order[:idx]
+    lvl = levels(p.order, p.deps)
+    return [f for f in p.order if lvl[f] < lvl[file]]
+
+
+def context_items(p: Pipeline, file: str, code: dict[str, str]) -> list[dict[str, Any]]:
+    items = []
+    direct = set(p.deps.get(file, []))
+    for f in earlier_files(p, file):
+        if f not in code:
+            continue  # failed earlier; nothing to show
+        full = p.opts.context == "full" or f in direct
+        if not full and not f.endswith(".py"):
+            continue
+        items.append({"file": f, "full": full, "lang": lang_of(f),
+                      "code": code[f] if full else public_interface(code[f])})
+    return items
+
+
+def fit_items(p: Pipeline, file: str, items: list[dict[str, Any]], analysis: str,
+              room: int) -> tuple[list[dict[str, Any]], str]:
+    """Shrink earlier code, then the analysis, until the prompt fits ``room`` tokens."""
+    def size() -> int:
+        return sum(estimate_tokens(i["code"]) + 20 for i in items) + estimate_tokens(analysis)
+
+    if size() <= room:
+        return items, analysis
+    direct = set(p.deps.get(file, []))
+    # 1. non-dependencies as interfaces, 2. dependencies as interfaces
+    for only_deps in (False, True):
+        for i in items:
+            if i["full"] and i["file"].endswith(".py") and ((i["file"] in direct) == only_deps):
+                i["full"], i["code"] = False, public_interface(i["code"])
+                p.note("coding: earlier files given as interfaces only to fit the context window")
+                if size() <= room:
+                    return items, analysis
+    # 3. drop the interfaces that are not dependencies, oldest first; then the rest
+    for keep_deps in (True, False):
+        for i in list(items):
+            if size() <= room:
+                return items, analysis
+            if keep_deps and i["file"] in direct:
+                continue
+            items.remove(i)
+            p.note("coding: some earlier files left out of prompts to fit the context window")
+    notes: list[str] = []
+    analysis = clip(analysis, max(room - size() + estimate_tokens(analysis), 100),
+                    f"analysis of {file}", notes)
+    if notes:
+        p.note("coding: analyses shortened to fit the context window")
+    return items, analysis
+
+
+def make_check(file: str):  # noqa: ANN201
+    def check(c: Completion) -> str:
+        code = extract_code(c.text, file)
+        check_python(code, file)
+        return code.rstrip() + "\n"
+
+    return check
+
+
+async def write_file(p: Pipeline, file: str, code: dict[str, str],
+                     sem: asyncio.Semaphore) -> None:
+    state = p.manifest.files.setdefault(file, {"status": "pending"})
+    prefix = p.plan_prefix()
+    room = p.budget.input - sum(estimate_tokens(m["content"]) for m in prefix) - 200
+    items, analysis = fit_items(p, file, context_items(p, file, code),
+                                p.analyses.get(file, ""), max(room, 200))
+    prompt = p.render("coding", file=file, lang=lang_of(file), earlier=items,
+                      analysis=analysis)
+    async with sem:
+        p.progress.working(file)
+        try:
+            c = await p.call(prefix + [{"role": "user", "content": prompt}], stage="coding",
+                             file=file, check=make_check(file), repairs=1)
+        except ModelOutputError as e:
+            state.update(status="failed", error=str(e))
+            p.warn(f"{file} was not written: {e}")
+            p.save()
+            p.progress.advance(file)
+            return
+    p.ws.write_artifact(f"coding/{artifact_name(file)}.md", c.text)
+    p.ws.write_repo_file(file, c.parsed)
+    code[file] = c.parsed
+    state.update(status="written", error=None, bytes=len(c.parsed.encode()))
+    p.save()
+    p.progress.advance(file)
+
+
+async def run(p: Pipeline) -> None:
+    redo = p.opts.from_stage in ("planning", "analysis", "coding")
+    code: dict[str, str] = {}
+    todo: list[str] = []
+    for f in p.order:
+        state = p.manifest.files.setdefault(f, {"status": "pending"})
+        existing = p.ws.read_repo_file(f)
+        if not redo and state.get("status") == "written" and existing is not None:
+            code[f] = existing
+        else:
+            state.update(status="pending", error=None)
+            todo.append(f)
+    p.progress.stage("coding", len(p.order), done=len(p.order) - len(todo))
+    sem = asyncio.Semaphore(1 if p.opts.context == "full" else p.opts.concurrency)
+    lvl = levels(p.order, p.deps)
+    groups: dict[int, list[str]] = {}
+    for f in todo:
+        groups.setdefault(lvl[f] if p.opts.context == "scoped" else p.order.index(f),
+                          []).append(f)
+    for key in sorted(groups):
+        results = await asyncio.gather(*(write_file(p, f, code, sem) for f in groups[key]),
+                                       return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+    finish_repo(p, code)
+
+
+def requirements(packages: list[str]) -> tuple[list[str], list[str]]:
+    ok, bad = [], []
+    spec = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[\w,.-]+\])?\s*([<>=!~]=?\s*[\w.*+!-]+"
+                      r"(\s*,\s*[<>=!~]=?\s*[\w.*+!-]+)*)?$")
+    for raw in packages:
+        s = raw.strip().strip("`'\"")
+        if not s or s.lower().startswith(("no ", "none", "python")):
+            continue
+        (ok if spec.match(s) else bad).append(s)
+    return sorted(set(ok), key=str.lower), bad
+
+
+def finish_repo(p: Pipeline, code: dict[str, str]) -> None:
+    """config.yaml, requirements.txt and README.md beside the generated files."""
+    assert p.architecture is not None and p.logic is not None
+    p.ws.write_repo_file("config.yaml", p.config_text)
+    reqs, bad = requirements(p.logic.required_packages)
+    if bad:
+        p.warn("requirements left out (not pip requirement specs): " + ", ".join(bad))
+    p.ws.write_repo_file("requirements.txt", "\n".join(reqs) + ("\n" if reqs else ""))
+    p.ws.write_repo_file("README.md", p.render(
+        "repo_readme", title=p.paper.title, source=p.paper.source, model=p.model.name,
+        approach=p.architecture.implementation_approach,
+        files=[(f, next((x.notes for x in p.logic.logic_analysis if x.file == f), ""),
+                p.manifest.files.get(f, {}).get("status", "pending")) for f in p.order],
+        entry=entry_point(p.order) or p.order[-1], unclear=p.architecture.anything_unclear,
+        has_requirements=bool(reqs), warnings=p.manifest.warnings) + "\n")

@@ -1,0 +1,107 @@
+"""The context budget: fitting the paper and the artifacts into the model's window.
+
+Nothing is cut silently. The paper is reduced in announced steps (references, then
+acknowledgements and appendices, then section summaries written by the model); any text that
+still has to be shortened carries a visible marker, and every reduction is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from papercoder.paper import Paper
+from papercoder.tokens import estimate_tokens
+
+SAFETY = 0.85  # our token estimate is approximate; leave headroom
+
+
+@dataclass
+class Budget:
+    window: int
+    """The model's context window in tokens."""
+    reserve: int
+    """Tokens kept free for the answer."""
+
+    @classmethod
+    def for_window(cls, window: int, max_output: int) -> Budget:
+        reserve = min(max_output, 4096 if window >= 32768 else max(512, window // 4))
+        return cls(window=window, reserve=reserve)
+
+    @property
+    def small(self) -> bool:
+        return self.window < 32768
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The answer cap to send: only small windows need one."""
+        return self.reserve if self.small else None
+
+    @property
+    def input(self) -> int:
+        return int((self.window - self.reserve) * SAFETY)
+
+    @property
+    def paper(self) -> int:
+        return int(self.input * (0.45 if self.small else 0.6))
+
+    @property
+    def plan(self) -> int:
+        return int(self.input * 0.25)
+
+
+def clip(text: str, max_tokens: int, label: str, notes: list[str]) -> str:
+    """Shorten ``text`` to about ``max_tokens`` with a visible marker, and record it."""
+    have = estimate_tokens(text)
+    if have <= max_tokens:
+        return text
+    keep = max(int(len(text) * max_tokens / have) - 80, 0)
+    notes.append(f"{label} shortened from ~{have} to ~{max_tokens} tokens to fit the context "
+                 "window")
+    return text[:keep].rstrip() + (
+        f"\n[... {label}: about {have - max_tokens} tokens omitted here to fit the model's "
+        "context window ...]"
+    )
+
+
+Summarizer = Callable[[str, str, int], Awaitable[str]]
+
+
+async def reduce_paper(paper: Paper, budget_tokens: int, summarize: Summarizer | None,
+                       notes: list[str]) -> tuple[str, str]:
+    """The paper's Markdown within ``budget_tokens``, and a short phrase saying what was done."""
+    md = paper.to_markdown()
+    if estimate_tokens(md) <= budget_tokens:
+        return md, ""
+    done: list[str] = []
+    for kinds, what in ((("references",), "references"),
+                        (("acknowledgements", "appendix"), "acknowledgements and appendices")):
+        dropped = paper.without(kinds)
+        if dropped.to_markdown() != paper.to_markdown():
+            paper = dropped
+            done.append(f"{what} removed")
+            notes.append(f"paper: {what} removed to fit the context window")
+        md = paper.to_markdown()
+        if estimate_tokens(md) <= budget_tokens:
+            return md, "; ".join(done)
+    if summarize is not None and paper.sections:
+        total = sum(s.tokens() for s in paper.sections) or 1
+        overhead = estimate_tokens(md) - total
+        room = max(budget_tokens - overhead, 64 * len(paper.sections))
+        new_sections = []
+        for s in paper.sections:
+            target = max(int(room * s.tokens() / total), 48)
+            if s.tokens() > target:
+                text = await summarize(s.heading, s.text, target)
+                new_sections.append(type(s)(heading=s.heading, text=text, level=s.level,
+                                            kind=s.kind))
+            else:
+                new_sections.append(s)
+        paper = Paper(**{**paper.__dict__, "sections": new_sections})
+        done.append("sections summarized by the model")
+        notes.append("paper: sections summarized by the model to fit the context window")
+        md = paper.to_markdown()
+    if estimate_tokens(md) > budget_tokens:
+        md = clip(md, budget_tokens, "paper", notes)
+        done.append("shortened with a marker")
+    return md, "; ".join(done)

@@ -1,0 +1,47 @@
+"""Settings of one pipeline run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+STAGE_NAMES = ("planning", "analysis", "coding")
+
+
+class RunOptions(BaseModel):
+    paper: str
+    """Path (or id) of the paper to implement."""
+    out: Path
+    """Output folder: repo/, artifacts/, run.json and the log go here."""
+    model: str | None = None
+    """provider/model, alias, local[:PATH] or scripted:PATH; None picks the default."""
+    base_url: str | None = None
+    """OpenAI-compatible endpoint for self-hosted servers."""
+    refine: bool = False
+    """Critique and rewrite each planning artifact and analysis."""
+    context: Literal["scoped", "full"] = "scoped"
+    """How much earlier code a coding prompt holds: dependencies in full plus the others'
+    interfaces (scoped), or every earlier file in full (full, as published)."""
+    layout: Literal["stable", "plain"] = "stable"
+    """stable: paper and plan first with cache breakpoints; plain: one message per call, no
+    breakpoints (the published layout, kept for comparison)."""
+    concurrency: int = Field(4, ge=1, le=64)
+    """Calls in flight at once during analysis and coding."""
+    max_cost: float | None = None
+    """Stop cleanly before a call that would take the run over this many dollars."""
+    from_stage: str | None = None
+    """Redo from this stage (planning, analysis, coding) instead of reusing its artifacts."""
+    stop_after: Literal["planning", "analysis", "coding"] = "coding"
+    """Last stage to run (`papercoder plan` stops after planning)."""
+    use_cache: bool = True
+    """Answer repeated requests from the run store."""
+    context_window: int | None = None
+    """Override the model's context window from the settings table."""
+    prompts_dir: Path | None = None
+    """A folder of template overrides."""
+    quiet: bool = False
+    """No progress display."""
+    timeout: float = 600.0
+    """Seconds before one model call times out."""

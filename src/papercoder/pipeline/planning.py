@@ -1,0 +1,260 @@
+"""Stage 1: overall plan, architecture design, logic design, config.yaml.
+
+Each step saves its artifact before the next starts. A rerun reuses an artifact found on disk
+(the user may have edited it) unless ``--from planning`` asks to redo the stage.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import ValidationError
+
+from papercoder.errors import FormatError, ModelOutputError, PapercoderError
+from papercoder.models.base import Completion
+from papercoder.pipeline.answers import extract_yaml
+from papercoder.pipeline.order import (
+    GENERATED,
+    entry_point,
+    infer_dependencies,
+    topological_order,
+)
+from papercoder.pipeline.paths import check_file_list
+from papercoder.pipeline.refine import verify_and_refine
+from papercoder.pipeline.schemas import Architecture, LogicDesign
+
+if TYPE_CHECKING:
+    from papercoder.pipeline.runner import Pipeline
+
+FILES = {"plan": "plan.md", "architecture": "architecture.json", "logic": "logic.json",
+         "config": "config.yaml"}
+
+
+def _done(p: Pipeline, step: str) -> bool:
+    return p.manifest.steps.get(step) == "done" and p.ws.read_artifact(FILES[step]) is not None
+
+
+async def _step(p: Pipeline, step: str, messages: list, *, kind: str, format_hint: str,
+                schema: Any = None, check: Any = None) -> Completion:
+    c = await p.call(messages, stage=step, schema=schema, check=check)
+    if p.opts.refine:
+        draft = c.text
+        p.ws.write_artifact(f"refine/{step}.draft.txt", draft)
+        c = await verify_and_refine(p, name=step, kind=kind, messages=messages, content=draft,
+                                    format_hint=format_hint, schema=schema, check=check)
+    return c
+
+
+# -- checks -----------------------------------------------------------------------------------
+def check_architecture(c: Completion) -> Architecture:
+    arch: Architecture = c.parsed
+    try:
+        files = check_file_list(arch.file_list)
+    except PapercoderError as e:
+        raise FormatError(f"{e} Use relative paths inside the repository such as 'model.py'.",
+                          user_message=str(e).rstrip(".")) from None
+    code_files = [f for f in files if f not in GENERATED]
+    if not code_files:
+        raise FormatError("The file list holds no source files. List the repository's files.",
+                          user_message="the file list holds no source files")
+    if entry_point(code_files) is None:
+        raise FormatError(
+            "The file list has no entry point. Include main.py (or run.py / train.py) that runs "
+            "the experiments, and send the whole JSON object again.",
+            user_message="the file list has no entry point such as main.py",
+        )
+    return arch.model_copy(update={"file_list": files})
+
+
+def plan_graph(logic: LogicDesign, files: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """Reconcile the logic design with the file list; FormatError on unknown files/cycles."""
+    known = set(files)
+    unknown = sorted({x.file for x in logic.logic_analysis if x.file not in known}
+                     | {d for x in logic.logic_analysis for d in (x.depends_on or [])
+                        if d not in known and d not in GENERATED}
+                     | {t for t in logic.task_list if t not in known and t not in GENERATED})
+    if unknown:
+        raise FormatError(
+            f"The logic design names files that are not in the file list: {', '.join(unknown)}. "
+            f"Only use these files: {', '.join(files)}.",
+            user_message=f"the logic design names unknown files ({', '.join(unknown)})",
+        )
+    notes = {x.file: x for x in logic.logic_analysis}
+    deps: dict[str, list[str]] = {}
+    for f in files:
+        entry = notes.get(f)
+        if entry is not None and entry.depends_on is not None:
+            deps[f] = [d for d in entry.depends_on if d in known and d != f]
+        else:
+            deps[f] = infer_dependencies(f, entry.notes if entry else "", files)
+    order = topological_order(deps, [t for t in logic.task_list if t in known] + files)
+    return deps, order
+
+
+def make_logic_check(files: list[str]):  # noqa: ANN201
+    graph_asks = {"n": 0}
+
+    def check(c: Completion) -> LogicDesign:
+        logic: LogicDesign = c.parsed
+        try:
+            plan_graph(logic, files)
+        except FormatError as e:
+            graph_asks["n"] += 1
+            if graph_asks["n"] > 1:  # asked once to fix it already
+                raise ModelOutputError(
+                    f"The logic design is still unusable after one correction "
+                    f"({e.user_message}); edit artifacts/logic.json and rerun."
+                ) from None
+            raise
+        return logic
+
+    return check
+
+
+def check_config(c: Completion) -> str:
+    text, _ = extract_yaml(c.text)
+    return text
+
+
+def unmarked_values(config_text: str, paper_text: str) -> list[str]:
+    """Numeric settings that appear neither in the paper nor with a comment."""
+    out = []
+    for line in config_text.splitlines():
+        m = re.match(r"^\s*([\w.-]+)\s*:\s*([-+]?[\d.]+(?:e[-+]?\d+)?)\s*$", line, re.I)
+        if not m:
+            continue
+        value = m.group(2)
+        try:
+            num = float(value)
+        except ValueError:
+            continue
+        forms = {value, str(num), f"{num:g}", str(int(num)) if num.is_integer() else value}
+        if not any(f in paper_text for f in forms):
+            out.append(f"{m.group(1)}={value}")
+    return out
+
+
+# -- the stage -----------------------------------------------------------------------------
+async def run(p: Pipeline) -> None:
+    ws = p.ws
+    redo = p.opts.from_stage == "planning"
+    if redo:
+        p.manifest.steps = {}
+    base = p.prefix()
+    p.progress.stage("planning", 4)
+
+    # 1. overall plan
+    if not redo and _done(p, "plan"):
+        p.plan = ws.read_artifact("plan.md") or ""
+    else:
+        c = await _step(p, "plan", base + [{"role": "user", "content": p.render("plan")}],
+                        kind="overall plan", format_hint="Answer with the whole plan in "
+                        "Markdown, no code.")
+        if not c.text.strip():
+            raise ModelOutputError("The model returned an empty overall plan; try again or use "
+                                   "a stronger model.")
+        p.plan = c.text.strip() + "\n"
+        ws.write_artifact("plan.md", p.plan)
+        p.manifest.steps["plan"] = "done"
+        p.save()
+    p.progress.advance("plan")
+
+    # 2. architecture
+    if not redo and _done(p, "architecture"):
+        p.architecture = _load_json(p, "architecture.json", Architecture)
+        p.architecture = check_architecture(Completion(text="", model="", parsed=p.architecture))
+    else:
+        msgs = base + [{"role": "user", "content": p.render("architecture", plan=p.plan)}]
+        c = await _step(p, "architecture", msgs, kind="architecture design",
+                        format_hint="Answer with the whole JSON object.",
+                        schema=Architecture, check=check_architecture)
+        p.architecture = c.parsed
+        assert p.architecture is not None
+        ws.write_artifact("architecture.json",
+                          json.dumps(p.architecture.model_dump(), indent=2) + "\n")
+        ws.write_artifact("class_diagram.mmd", p.architecture.data_structures_and_interfaces
+                          .strip() + "\n")
+        ws.write_artifact("sequence_diagram.mmd", p.architecture.program_call_flow.strip() + "\n")
+        for field, head in (("data_structures_and_interfaces", "classDiagram"),
+                            ("program_call_flow", "sequenceDiagram")):
+            if head not in getattr(p.architecture, field):
+                p.warn(f"architecture: {field} is not a mermaid {head}")
+        p.manifest.steps["architecture"] = "done"
+        p.save()
+    p.progress.advance("architecture")
+    files = [f for f in p.architecture.file_list if f not in GENERATED]
+
+    # 3. logic design
+    if not redo and _done(p, "logic"):
+        p.logic = _load_json(p, "logic.json", LogicDesign)
+        try:
+            p.deps, p.order = plan_graph(p.logic, files)
+        except FormatError as e:
+            raise PapercoderError(f"artifacts/logic.json is inconsistent ({e.user_message}); "
+                                  "fix it or rerun with --from planning.") from None
+    else:
+        arch_json = json.dumps(p.architecture.model_dump(), indent=1)
+        msgs = base + [{"role": "user", "content": p.render(
+            "logic", architecture=arch_json, files=files)}]
+        c = await _step(p, "logic", msgs, kind="logic design",
+                        format_hint="Answer with the whole JSON object.",
+                        schema=LogicDesign, check=make_logic_check(files))
+        p.logic = c.parsed
+        assert p.logic is not None
+        p.deps, p.order = plan_graph(p.logic, files)
+        ws.write_artifact("logic.json", json.dumps(p.logic.model_dump(), indent=2) + "\n")
+        p.manifest.steps["logic"] = "done"
+    p.files = files
+    p.manifest.order = p.order
+    for f in p.order:
+        entry = p.manifest.files.setdefault(f, {"status": "pending"})
+        entry["depends_on"] = p.deps[f]
+    for f in list(p.manifest.files):
+        if f not in p.deps:
+            del p.manifest.files[f]
+    p.save()
+    p.progress.advance("logic")
+
+    # 4. config.yaml
+    if not redo and _done(p, "config"):
+        p.config_text = ws.read_artifact("config.yaml") or ""
+        try:
+            yaml.safe_load(p.config_text)
+        except yaml.YAMLError:
+            raise PapercoderError("artifacts/config.yaml is not valid YAML; fix it or rerun "
+                                  "with --from planning.") from None
+    else:
+        logic_json = json.dumps(p.logic.model_dump(), indent=1)
+        msgs = base + [{"role": "user", "content": "The logic design:\n\n" + logic_json
+                        + "\n\n" + p.render("config")}]
+        c = await _step(p, "config", msgs, kind="config.yaml",
+                        format_hint="Answer with the whole file in one fenced yaml block.",
+                        check=check_config)
+        p.config_text = c.parsed
+        ws.write_artifact("config.yaml", p.config_text)
+        p.manifest.steps["config"] = "done"
+        p.save()
+        unmarked = [v for v in unmarked_values(p.config_text, p.paper.to_markdown())
+                    if not _commented(p.config_text, v)]
+        if unmarked:
+            p.warn("config.yaml has values not found in the paper and not marked as assumed: "
+                   + ", ".join(unmarked[:12]))
+    p.progress.advance("config")
+
+
+def _commented(config_text: str, key_value: str) -> bool:
+    key = key_value.split("=")[0]
+    return any(re.match(rf"^\s*{re.escape(key)}\s*:.*#", ln) for ln in config_text.splitlines())
+
+
+def _load_json(p: Pipeline, name: str, model: Any) -> Any:
+    text = p.ws.read_artifact(name) or ""
+    try:
+        return model.model_validate(json.loads(text))
+    except (ValueError, ValidationError) as e:
+        first = str(e).splitlines()[0][:160]
+        raise PapercoderError(f"artifacts/{name} is not valid ({first}); fix it or rerun with "
+                              "--from planning.") from None

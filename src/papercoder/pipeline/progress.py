@@ -1,0 +1,61 @@
+"""Progress display: stage, file i of N, tokens and dollars so far (rich; off with --quiet)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+
+from papercoder.console import err_console
+
+
+class Progress:
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self._bar: RichProgress | None = None
+        self._task: Any = None
+        self._stage = ""
+        self._info = ""
+
+    def __enter__(self) -> Progress:
+        if not self.quiet:
+            self._bar = RichProgress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[current]}"), TextColumn("[dim]{task.fields[info]}"),
+                TimeElapsedColumn(), console=err_console, transient=False,
+            )
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def say(self, message: str) -> None:
+        (self._bar.console if self._bar else err_console).print(message, soft_wrap=True)
+
+    def stage(self, name: str, total: int, done: int = 0) -> None:
+        self._stage = name
+        if self._bar is None:
+            return
+        if self._task is not None:
+            self._bar.update(self._task, visible=True)
+        self._task = self._bar.add_task(name, total=total, completed=done, current="",
+                                        info=self._info)
+
+    def working(self, item: str) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, current=item)
+
+    def advance(self, item: str) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, advance=1, current=item, info=self._info)
+
+    def update_totals(self, totals: Any) -> None:
+        u = totals.usage
+        cost = f"${totals.cost:.4f}" + ("+?" if totals.unpriced_calls else "")
+        self._info = (f"{u.prompt_tokens + u.completion_tokens:,} tokens · {cost}"
+                      f" · {totals.cache_hits} cached")
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, info=self._info)

@@ -1,0 +1,198 @@
+"""The pipeline: planning, then analysis, then coding, each writing its artifacts first."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from papercoder.errors import BudgetExceeded, PapercoderError
+from papercoder.llm import Caller, Totals
+from papercoder.models.base import Completion, Message, Model
+from papercoder.models.settings import settings_for
+from papercoder.paper import Paper
+from papercoder.pipeline.context import Budget, clip, reduce_paper
+from papercoder.pipeline.options import STAGE_NAMES, RunOptions
+from papercoder.pipeline.progress import Progress
+from papercoder.pipeline.schemas import Architecture, LogicDesign
+from papercoder.pipeline.workspace import Manifest, Workspace
+from papercoder.prompts import render
+from papercoder.store import Store
+
+log = logging.getLogger("papercoder")
+
+
+class Pipeline:
+    """State shared by the stage modules of one run."""
+
+    def __init__(self, opts: RunOptions, model: Model, store: Store, paper: Paper,
+                 ws: Workspace, manifest: Manifest, progress: Progress) -> None:
+        self.opts = opts
+        self.model = model
+        self.store = store
+        self.paper = paper
+        self.ws = ws
+        self.manifest = manifest
+        self.progress = progress
+        self.caller = Caller(model, store, manifest.run_id, use_cache=opts.use_cache,
+                             max_cost=opts.max_cost, context_window=opts.context_window,
+                             on_update=progress.update_totals)
+        settings = settings_for(model.name)
+        self.budget = Budget.for_window(self.caller.context_window, settings.max_output)
+        self.paper_md = ""
+        self.plan = ""
+        self.architecture: Architecture | None = None
+        self.logic: LogicDesign | None = None
+        self.config_text = ""
+        self.files: list[str] = []
+        self.deps: dict[str, list[str]] = {}
+        self.order: list[str] = []
+        self.analyses: dict[str, str] = {}
+        self._plan_context: str | None = None
+        self.paper_reductions = ""
+
+    # -- helpers used by stages ------------------------------------------------------------
+    def render(self, name: str, **kw: Any) -> str:
+        return render(name, self.opts.prompts_dir, **kw)
+
+    def note(self, message: str) -> None:
+        """A reduction or warning the user must hear about."""
+        if message not in self.manifest.reductions:
+            self.manifest.reductions.append(message)
+            self.progress.say(f"[yellow]Context budget:[/] {message}.")
+            log.info("reduction: %s", message)
+
+    def warn(self, message: str) -> None:
+        if message not in self.manifest.warnings:
+            self.manifest.warnings.append(message)
+            self.progress.say(f"[yellow]Warning:[/] {message}")
+            log.warning(message)
+
+    async def call(self, messages: list[Message], *, stage: str, file: str | None = None,
+                   **kw: Any) -> Completion:
+        kw.setdefault("max_tokens", self.budget.max_tokens)
+        if self.opts.layout == "plain":
+            messages = plain_layout(messages)
+        return await self.caller.call(messages, stage=stage, file=file, **kw)
+
+    def prefix(self) -> list[Message]:
+        """The stable start of every stage's prompt: instructions, then the paper."""
+        paper = self.render("paper", paper=self.paper_md, reductions=self.paper_reductions)
+        return [{"role": "system", "content": self.render("system")},
+                {"role": "user", "content": paper, "cache": True}]
+
+    def plan_prefix(self) -> list[Message]:
+        """The prefix plus the planning artifacts, shared by every analysis and coding call."""
+        if self._plan_context is None:
+            notes: list[str] = []
+            share = self.budget.plan // 4
+            arch = self.architecture.model_dump() if self.architecture else {}
+            logic = self.logic.model_dump() if self.logic else {}
+            self._plan_context = self.render(
+                "plan_context",
+                plan=clip(self.plan, share, "overall plan", notes),
+                architecture=clip(json.dumps(arch, indent=1), share, "architecture", notes),
+                logic=clip(json.dumps(logic, indent=1), share, "logic design", notes),
+                config=clip(self.config_text, share, "config.yaml", notes),
+            )
+            for n in notes:
+                self.note(n)
+        return self.prefix() + [{"role": "user", "content": self._plan_context, "cache": True}]
+
+    def save(self) -> None:
+        self.ws.save_manifest(self.manifest)
+
+    # -- the run -------------------------------------------------------------------------
+    async def prepare_paper(self) -> None:
+        notes: list[str] = []
+
+        async def summarize(heading: str, text: str, target: int) -> str:
+            msgs: list[Message] = [{"role": "system", "content": self.render("system")},
+                                   {"role": "user", "content": self.render(
+                                       "summarize", heading=heading,
+                                       text=clip(text, self.budget.input - 300, heading, notes),
+                                       target_tokens=target)}]
+            c = await self.call(msgs, stage="summarize", file=heading[:80],
+                                max_tokens=min(self.budget.reserve, max(target * 2, 128)))
+            return c.text.strip()
+
+        self.paper_md, self.paper_reductions = await reduce_paper(
+            self.paper, self.budget.paper, summarize, notes)
+        for n in notes:
+            self.note(n)
+
+    async def run(self) -> Manifest:
+        from papercoder.pipeline import analysis, coding, planning
+
+        m = self.manifest
+        stages = {"planning": planning.run, "analysis": analysis.run, "coding": coding.run}
+        last = STAGE_NAMES.index(self.opts.stop_after)
+        try:
+            await self.prepare_paper()
+            for name in STAGE_NAMES[: last + 1]:
+                before = _snapshot(self.caller.totals)
+                started = time.perf_counter()
+                m.stages.setdefault(name, {})["status"] = "running"
+                self.save()
+                await stages[name](self)
+                m.stages[name] = {**_stage_delta(before, self.caller.totals),
+                                  "seconds": round(time.perf_counter() - started, 2),
+                                  "status": "done"}
+                self.save()
+            failed = [f for f, s in m.files.items() if s.get("status") == "failed"]
+            if self.opts.stop_after != "coding":
+                m.status = "planned" if self.opts.stop_after == "planning" else "analyzed"
+            else:
+                m.status = "partial" if failed else "done"
+            m.error = (f"{len(failed)} of {len(m.files)} files could not be generated: "
+                       + ", ".join(failed)) if failed else None
+        except BudgetExceeded as e:
+            m.status, m.error = "stopped", str(e)
+            raise
+        except PapercoderError as e:
+            m.status, m.error = "failed", str(e)
+            raise
+        except BaseException:
+            m.status, m.error = "interrupted", "the run was interrupted; rerun to resume"
+            raise
+        finally:
+            for st in m.stages.values():
+                if st.get("status") == "running":
+                    st["status"] = m.status
+            t = self.caller.totals
+            m.totals = {**_stage_delta(Totals(), t), "spent_before_this_session":
+                        round(self.caller.spent_before, 6)}
+            m.finished = time.time()
+            self.save()
+            self.store.set_run_status(m.run_id, m.status)
+        return m
+
+
+def plain_layout(messages: list[Message]) -> list[Message]:
+    """The published layout: system prompt, then everything in one user turn, no breakpoints."""
+    out: list[Message] = []
+    for msg in messages:
+        if out and out[-1]["role"] == msg["role"] == "user":
+            out[-1] = {"role": "user", "content": out[-1]["content"] + "\n\n" + msg["content"]}
+        else:
+            out.append({"role": msg["role"], "content": msg["content"]})
+    return out
+
+
+def _snapshot(t: Totals) -> Totals:
+    return Totals(t.calls, t.cache_hits, t.usage, t.cost, t.unpriced_calls, t.seconds)
+
+
+def _stage_delta(before: Totals, now: Totals) -> dict[str, Any]:
+    u, b = now.usage, before.usage
+    priced = now.unpriced_calls == before.unpriced_calls
+    return {
+        "calls": now.calls - before.calls,
+        "cache_hits": now.cache_hits - before.cache_hits,
+        "prompt_tokens": u.prompt_tokens - b.prompt_tokens,
+        "cached_prompt_tokens": u.cached_prompt_tokens - b.cached_prompt_tokens,
+        "cache_write_tokens": u.cache_write_tokens - b.cache_write_tokens,
+        "completion_tokens": u.completion_tokens - b.completion_tokens,
+        "cost_usd": round(now.cost - before.cost, 6) if priced else None,
+    }

@@ -1,0 +1,106 @@
+"""Schemas of the structured planning artifacts.
+
+Field names are snake_case; the published method's key names ("File list", "Logic Analysis",
+...) are accepted too, so recorded answers in that format validate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def _alias(*names: str) -> Any:
+    return Field(validation_alias=AliasChoices(*names))
+
+
+def _text(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, list):
+        return "\n".join(str(x) for x in v)
+    return str(v)
+
+
+class Architecture(BaseModel):
+    """Stage 1, step 2: the architecture design."""
+
+    model_config = ConfigDict(populate_by_name=True, use_attribute_docstrings=True)
+
+    implementation_approach: str = _alias("implementation_approach", "Implementation approach")
+    """How the paper's method will be implemented, and with which libraries."""
+    file_list: list[str] = _alias("file_list", "File list")
+    """Every file of the repository, relative paths; must include an entry point."""
+    data_structures_and_interfaces: str = _alias(
+        "data_structures_and_interfaces", "Data structures and interfaces")
+    """A mermaid classDiagram of the classes and their methods with signatures."""
+    program_call_flow: str = _alias("program_call_flow", "Program call flow")
+    """A mermaid sequenceDiagram of the program's call flow."""
+    anything_unclear: str = Field(default="", validation_alias=AliasChoices(
+        "anything_unclear", "Anything UNCLEAR", "open_questions"))
+    """Open questions the paper leaves unclear."""
+
+    _coerce = field_validator("implementation_approach", "data_structures_and_interfaces",
+                              "program_call_flow", "anything_unclear", mode="before")(
+        lambda v: _text(v))
+
+    @field_validator("file_list", mode="before")
+    @classmethod
+    def _files(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [x.strip(" -*`\t") for x in v.replace(",", "\n").splitlines() if x.strip()]
+        return v
+
+
+class FileLogic(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    file: str
+    """The file this note is about."""
+    notes: str = ""
+    """What the file must contain: classes, functions, the paper's algorithm, config keys."""
+    depends_on: list[str] | None = None
+    """Other files of the list this one imports from."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, v: Any) -> Any:
+        if isinstance(v, (list, tuple)) and v:
+            return {"file": str(v[0]), "notes": _text(list(v[1:]))}
+        return v
+
+
+class LogicDesign(BaseModel):
+    """Stage 1, step 3: the logic design."""
+
+    model_config = ConfigDict(populate_by_name=True, use_attribute_docstrings=True)
+
+    required_packages: list[str] = _alias("required_packages", "Required packages")
+    """pip requirement strings, with versions where known."""
+    logic_analysis: list[FileLogic] = _alias("logic_analysis", "Logic Analysis")
+    """Per-file logic notes and the files each one depends on."""
+    task_list: list[str] = Field(default_factory=list, validation_alias=AliasChoices(
+        "task_list", "Task list"))
+    """A suggested writing order (the program computes the real one)."""
+    shared_knowledge: str = Field(default="", validation_alias=AliasChoices(
+        "shared_knowledge", "Shared Knowledge"))
+    """Conventions and values shared across files."""
+    anything_unclear: str = Field(default="", validation_alias=AliasChoices(
+        "anything_unclear", "Anything UNCLEAR", "open_questions"))
+    """Open questions."""
+
+    _coerce = field_validator("shared_knowledge", "anything_unclear", mode="before")(
+        lambda v: _text(v))
+
+    @field_validator("required_packages", "task_list", mode="before")
+    @classmethod
+    def _strs(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [x.strip(" -*`") for x in v.splitlines() if x.strip(" -*`")]
+        return v
+
+
+def prompt_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema shown to models: snake_case names only."""
+    return model.model_json_schema(by_alias=False)
