@@ -100,9 +100,12 @@ def schema_name(schema: Schema) -> str:
 def strict_json_schema(schema: Schema) -> dict[str, Any]:
     """A copy of the schema in the strict form OpenAI's ``json_schema`` mode wants: every
     object closed, every property required, ``$defs`` kept."""
-    def fix(node: Any) -> Any:
+    def fix(node: Any, names: bool = False) -> Any:
+        if isinstance(node, dict) and names:  # keys are property/definition names, keep all
+            return {k: fix(v) for k, v in node.items()}
         if isinstance(node, dict):
-            node = {k: fix(v) for k, v in node.items() if k not in ("default", "title")}
+            node = {k: fix(v, k in ("properties", "$defs", "definitions"))
+                    for k, v in node.items() if k not in ("default", "title")}
             if node.get("type") == "object" and "properties" in node:
                 node["additionalProperties"] = False
                 node["required"] = list(node["properties"])

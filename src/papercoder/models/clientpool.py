@@ -1,0 +1,37 @@
+"""SDK clients shared by the calls in flight on one event loop, closed when the last ends.
+
+An async SDK client's connection pool belongs to the loop that opened it; one left open when
+its loop closes fails noisily when garbage-collected. Concurrent calls share a client (and
+its connections); it is closed as soon as no call uses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Generic, TypeVar
+
+C = TypeVar("C")
+
+
+class ClientPool(Generic[C]):
+    def __init__(self, factory: Callable[[], C]) -> None:
+        self._factory = factory
+        self._held: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+
+    @asynccontextmanager
+    async def use(self) -> AsyncIterator[C]:
+        loop = asyncio.get_running_loop()
+        held = self._held.get(loop)
+        if held is None:
+            held = self._held[loop] = [self._factory(), 0]
+        held[1] += 1
+        try:
+            yield held[0]
+        finally:
+            held[1] -= 1
+            if held[1] == 0:
+                if self._held.get(loop) is held:
+                    del self._held[loop]
+                await held[0].close()

@@ -1,0 +1,107 @@
+"""Shared by the hosted backends: which endpoints may go without a key, and the one-sentence
+errors a failed provider call turns into (after the SDK's own retries)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from papercoder.errors import (
+    AuthError,
+    ContextOverflowError,
+    ModelError,
+    RetriesExhaustedError,
+    UnknownModelError,
+)
+
+_CONTEXT_HINTS = ("context_length_exceeded", "maximum context length", "context window",
+                  "prompt is too long", "too many tokens", "context length")
+
+
+def is_private_url(url: str | None) -> bool:
+    """True for endpoints on this machine or a private network (no API key needed there)."""
+    if not url:
+        return False
+    host = (urlsplit(url if "//" in url else "//" + url).hostname or "").lower()
+    if not host:
+        return False
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal", ".lan")):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "." not in host  # a bare name such as a docker-compose service
+    return ip.is_loopback or ip.is_private or ip.is_link_local
+
+
+def one_line(text: object, limit: int = 180) -> str:
+    """A server's error text squeezed into a clause: one line, no inner full stops."""
+    s = re.sub(r"\s+", " ", str(text or "")).strip()
+    s = re.sub(r"\.\s+(?=\S)", "; ", s).rstrip(" .")
+    return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
+
+
+@dataclass
+class Failure:
+    """A provider failure, reduced to what the user needs to hear."""
+
+    kind: str
+    """auth, permission, not_found, context, rate, quota, server, timeout, connection,
+    malformed, or status (any other HTTP error)."""
+    status: int | None = None
+    detail: str = ""
+
+
+def looks_like_context_overflow(text: str) -> bool:
+    low = text.lower()
+    return any(h in low for h in _CONTEXT_HINTS)
+
+
+def to_error(
+    f: Failure,
+    *,
+    where: str,
+    model: str,
+    key_var: str,
+    retries: int,
+    timeout: float,
+) -> ModelError:
+    """The user-facing error for a failure; ``where`` is e.g. "The OpenAI API"."""
+    detail = one_line(f.detail)
+    said = f" ({detail})" if detail else ""
+    if f.kind == "auth":
+        return AuthError(f"{where} rejected the API key{said}; check {key_var}.")
+    if f.kind == "permission":
+        return AuthError(f"{where} refused access to {model}{said}; check that the key in "
+                         f"{key_var} may use this model.")
+    if f.kind == "not_found":
+        if "model" in detail.lower() or not detail:
+            return UnknownModelError(f"{where} does not know the model '{model}'{said}; check "
+                                     "the name after the provider prefix.")
+        return ModelError(f"{where} answered 404 Not Found{said}; check the base URL (for "
+                          "OpenAI-compatible servers it usually ends in /v1).")
+    if f.kind == "context":
+        return ContextOverflowError(f"The request does not fit the context window of {model}"
+                                    f"{said}; use a model with a larger window.")
+    if f.kind == "quota":
+        return ModelError(f"{where} says the account has no quota left{said}; check your plan "
+                          "and billing.")
+    if f.kind == "rate":
+        return RetriesExhaustedError(f"{where} kept answering 429 Too Many Requests through "
+                                     f"{retries} retries; wait a while and retry later.")
+    if f.kind == "server":
+        return RetriesExhaustedError(f"{where} kept failing with HTTP {f.status}{said} through "
+                                     f"{retries} retries; retry later.")
+    if f.kind == "timeout":
+        return RetriesExhaustedError(f"{where} did not answer within {timeout:g} seconds in "
+                                     f"{retries + 1} attempts; retry later or raise --timeout.")
+    if f.kind == "connection":
+        return RetriesExhaustedError(f"Could not connect to {where} (tried {retries + 1} "
+                                     "times); check that it is running and the URL is right, "
+                                     "or retry later.")
+    if f.kind == "malformed":
+        return ModelError(f"{where} sent a response that is not a valid answer{said}; check "
+                          "that the URL points at the right kind of API.")
+    return ModelError(f"{where} answered HTTP {f.status}{said}; check the model settings.")
