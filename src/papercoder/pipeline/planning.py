@@ -167,7 +167,9 @@ async def run(p: Pipeline) -> None:
         p.architecture = _load_json(p, "architecture.json", Architecture)
         p.architecture = check_architecture(Completion(text="", model="", parsed=p.architecture))
     else:
-        msgs = base + [{"role": "user", "content": p.render("architecture", plan=p.plan)}]
+        shell = p.render("architecture", plan="")
+        msgs = base + [{"role": "user", "content": p.render(
+            "architecture", plan=p.fit(p.plan, "overall plan", base, shell))}]
         c = await _step(p, "architecture", msgs, kind="architecture design",
                         format_hint="Answer with the whole JSON object.",
                         schema=Architecture, check=check_architecture)
@@ -196,7 +198,9 @@ async def run(p: Pipeline) -> None:
             raise PapercoderError(f"artifacts/logic.json is inconsistent ({e.user_message}); "
                                   "fix it or rerun with --from planning.") from None
     else:
-        arch_json = json.dumps(p.architecture.model_dump(), indent=1)
+        shell = p.render("logic", architecture="", files=files)
+        arch_json = p.fit(json.dumps(p.architecture.model_dump(), indent=1), "architecture",
+                          base, shell)
         msgs = base + [{"role": "user", "content": p.render(
             "logic", architecture=arch_json, files=files)}]
         c = await _step(p, "logic", msgs, kind="logic design",
@@ -227,7 +231,8 @@ async def run(p: Pipeline) -> None:
             raise PapercoderError("artifacts/config.yaml is not valid YAML; fix it or rerun "
                                   "with --from planning.") from None
     else:
-        logic_json = json.dumps(p.logic.model_dump(), indent=1)
+        logic_json = p.fit(json.dumps(p.logic.model_dump(), indent=1), "logic design", base,
+                           p.render("config"))
         msgs = base + [{"role": "user", "content": "The logic design:\n\n" + logic_json
                         + "\n\n" + p.render("config")}]
         c = await _step(p, "config", msgs, kind="config.yaml",

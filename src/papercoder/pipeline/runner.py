@@ -19,6 +19,7 @@ from papercoder.pipeline.schemas import Architecture, LogicDesign
 from papercoder.pipeline.workspace import Manifest, Workspace
 from papercoder.prompts import render
 from papercoder.store import Store
+from papercoder.tokens import estimate_messages, estimate_tokens
 
 log = logging.getLogger("papercoder")
 
@@ -99,6 +100,15 @@ class Pipeline:
             for n in notes:
                 self.note(n)
         return self.prefix() + [{"role": "user", "content": self._plan_context, "cache": True}]
+
+    def fit(self, text: str, label: str, used: list[Message], reserve_for: str = "") -> str:
+        """``text`` clipped (with a marker, and said) to the room ``used`` leaves."""
+        room = self.budget.input - estimate_messages(used) - estimate_tokens(reserve_for) - 50
+        notes: list[str] = []
+        out = clip(text, max(room, 100), label, notes)
+        for n in notes:
+            self.note(n)
+        return out
 
     def save(self) -> None:
         self.ws.save_manifest(self.manifest)

@@ -1,0 +1,261 @@
+"""The pipeline end to end with the scripted model on a small paper."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from papercoder.cli import app
+from papercoder.models.scripted import ScriptedModel
+from papercoder.pipeline import RunOptions, run_pipeline
+from papercoder.pipeline.interfaces import public_interface
+from papercoder.pipeline.schemas import Architecture, LogicDesign
+from papercoder.store import Store
+from tests import pipeline_helpers as ph
+
+runner = CliRunner()
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    r = runner.invoke(app, list(args))
+    return r.exit_code, r.output
+
+
+def test_artifacts_written_and_order_respects_dependencies(tmp_path: Path) -> None:
+    paper, script = ph.write_fixture(tmp_path)
+    out = tmp_path / "out"
+    code, output = run_cli("run", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q")
+    assert code == 0, output
+    arts = out / "artifacts"
+    for rel in ("plan.md", "architecture.json", "logic.json", "config.yaml",
+                "class_diagram.mmd", "sequence_diagram.mmd"):
+        assert (arts / rel).is_file(), rel
+    Architecture.model_validate_json((arts / "architecture.json").read_text())
+    LogicDesign.model_validate_json((arts / "logic.json").read_text())
+    for f in ph.FILES:
+        assert (arts / "analysis" / f"{f}.md").is_file()
+        assert (arts / "coding" / f"{f}.md").is_file()
+        assert (out / "repo" / f).read_text() == ph.CODE[f]
+    for extra in ("config.yaml", "requirements.txt", "README.md"):
+        assert (out / "repo" / extra).is_file()
+    assert yaml.safe_load((out / "repo" / "config.yaml").read_text())["training"]["momentum"] \
+        == 0.9
+    assert (out / "repo" / "requirements.txt").read_text() == "numpy>=1.24\n"
+    assert (out / "papercoder.log").is_file()
+    manifest = json.loads((out / "run.json").read_text())
+    order = manifest["order"]
+    for f, deps in ph.DEPS.items():
+        assert all(order.index(d) < order.index(f) for d in deps)
+    # the model's task list was reversed; the program's order is not
+    assert order[0] == "utils.py" and order[-1] == "main.py"
+    assert manifest["status"] == "done"
+    for stage in ("planning", "analysis", "coding"):
+        s = manifest["stages"][stage]
+        assert s["status"] == "done" and s["calls"] > 0 and s["prompt_tokens"] > 0
+    assert all(v["status"] == "written" for v in manifest["files"].values())
+
+
+def _scripted_run(tmp_path: Path, **overrides: object):  # noqa: ANN202
+    paper, _ = ph.write_fixture(tmp_path)
+    model = ScriptedModel(ph.script(**overrides))
+    opts = RunOptions(paper=str(paper), out=tmp_path / "out", quiet=True)
+    store = Store(tmp_path / "s.db")
+    return model, opts, store
+
+
+def test_cycle_is_sent_back_once_then_fixed(tmp_path: Path) -> None:
+    cyclic = dict(ph.DEPS, **{"utils.py": ["main.py"]})
+    model, opts, store = _scripted_run(tmp_path, logic=[ph.logic(cyclic), ph.logic()])
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done"
+    logic_calls = [h for h in model.history if h["meta"]["stage"] == "logic"]
+    assert len(logic_calls) == 2
+    assert "cycle" in logic_calls[1]["messages"][-1]["content"]
+    assert "main.py" in logic_calls[1]["messages"][-1]["content"]
+
+
+def test_persistent_cycle_fails_with_clear_error(tmp_path: Path) -> None:
+    cyclic = dict(ph.DEPS, **{"utils.py": ["main.py"]})
+    paper, script = ph.write_fixture(tmp_path, logic=ph.logic(cyclic))
+    out = tmp_path / "out"
+    code, output = run_cli("run", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q")
+    assert code != 0
+    assert "cycle" in output and "Traceback" not in output
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["status"] == "failed" and "cycle" in manifest["error"]
+
+
+def test_unknown_file_in_plan_is_sent_back(tmp_path: Path) -> None:
+    bad = dict(ph.DEPS, **{"main.py": ["data.py", "trainer.py"]})
+    model, opts, store = _scripted_run(tmp_path, logic=[ph.logic(bad), ph.logic()])
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done"
+    second = [h for h in model.history if h["meta"]["stage"] == "logic"][1]
+    assert "trainer.py" in second["messages"][-1]["content"]
+
+
+def test_malformed_plan_json_is_repaired_by_a_reask(tmp_path: Path) -> None:
+    broken = ph.architecture()[:-40]  # cut off mid-object
+    model, opts, store = _scripted_run(tmp_path, architecture=[broken, ph.architecture()])
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done"
+    calls = [h for h in model.history if h["meta"]["stage"] == "architecture"]
+    assert len(calls) == 2
+    assert "JSON" in calls[1]["messages"][-1]["content"]
+    assert calls[1]["messages"][-2] == {"role": "assistant", "content": broken}
+
+
+def test_prose_only_code_answer_is_rejected(tmp_path: Path) -> None:
+    prose = "I would implement the model with a class and a fit method."
+    model, opts, store = _scripted_run(tmp_path, **{"coding:model.py": prose})
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "partial"
+    assert m.files["model.py"]["status"] == "failed"
+    assert "no code block" in m.files["model.py"]["error"]
+    assert not (opts.out / "repo" / "model.py").exists()
+    assert (opts.out / "repo" / "main.py").is_file()
+    calls = [h for h in model.history if h["meta"].get("file") == "model.py"
+             and h["meta"]["stage"] == "coding"]
+    assert len(calls) == 2  # asked once more, then given up
+
+
+def test_syntax_error_is_quoted_back_once(tmp_path: Path) -> None:
+    bad = "## Code: utils.py\n```python\ndef broken(:\n    pass\n```"
+    model, opts, store = _scripted_run(
+        tmp_path, **{"coding:utils.py": [bad, ph.code_answer("utils.py")]})
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done"
+    calls = [h for h in model.history if h["meta"].get("file") == "utils.py"
+             and h["meta"]["stage"] == "coding"]
+    assert "does not parse" in calls[1]["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("bad", ["../x.py", "/etc/x", "C:/x.py", "a/../../x.py", "ok\x00.py"])
+def test_unsafe_paths_are_refused(tmp_path: Path, bad: str) -> None:
+    files = ["main.py", bad]
+    paper, script = ph.write_fixture(tmp_path, architecture=ph.architecture(files))
+    out = tmp_path / "out"
+    before = set(tmp_path.parent.iterdir())
+    code, output = run_cli("run", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q")
+    assert code != 0 and "Traceback" not in output
+    assert "refused" in output or "absolute" in output or "climbs" in output \
+        or "control" in output
+    assert set(tmp_path.parent.iterdir()) == before
+    assert not Path("/etc/x").exists() or bad != "/etc/x"
+    assert not (tmp_path / "x.py").exists()
+    assert list((out / "repo").iterdir()) == []
+
+
+def test_scoped_context_holds_dependencies_and_interfaces(tmp_path: Path) -> None:
+    model, opts, store = _scripted_run(tmp_path)
+    run_pipeline(opts, model=model, store=store)
+    prompts = {h["meta"]["file"]: h["messages"][-1]["content"] for h in model.history
+               if h["meta"]["stage"] == "coding"}
+    main = prompts["main.py"]
+    # direct dependencies in full
+    assert ph.CODE["data.py"].strip() in main and ph.CODE["model.py"].strip() in main
+    # utils.py (earlier, not a dependency) only as its interface
+    assert public_interface(ph.CODE["utils.py"]) in main
+    assert ph.CODE["utils.py"].strip() not in main
+    # data.py and model.py share a level: neither sees the other
+    assert "class Regressor" not in prompts["data.py"]
+    assert "def make_data" not in prompts["model.py"]
+    assert ph.CODE["utils.py"].strip() in prompts["data.py"]
+    assert "Code already written" not in prompts["utils.py"]
+
+
+def test_full_context_holds_all_earlier_code(tmp_path: Path) -> None:
+    model, opts, store = _scripted_run(tmp_path)
+    opts.context = "full"
+    run_pipeline(opts, model=model, store=store)
+    main = [h for h in model.history if h["meta"].get("file") == "main.py"
+            and h["meta"]["stage"] == "coding"][0]["messages"][-1]["content"]
+    for f in ("utils.py", "data.py", "model.py"):
+        assert ph.CODE[f].strip() in main
+
+
+def test_stable_prefix_is_identical_across_calls(tmp_path: Path) -> None:
+    model, opts, store = _scripted_run(tmp_path)
+    run_pipeline(opts, model=model, store=store)
+    later = [h["messages"] for h in model.history if h["meta"]["stage"] in ("analysis",
+                                                                            "coding")]
+    prefix = later[0][:3]
+    assert all(msgs[:3] == prefix for msgs in later)
+    assert prefix[1].get("cache") and prefix[2].get("cache")
+    assert "Momentum Averaged" in prefix[1]["content"]
+
+
+def test_rerun_pays_nothing_and_plan_then_run_continues(tmp_path: Path) -> None:
+    paper, script = ph.write_fixture(tmp_path)
+    out = tmp_path / "out"
+    code, output = run_cli("plan", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q")
+    assert code == 0, output
+    assert (out / "artifacts" / "logic.json").is_file()
+    assert not (out / "repo" / "main.py").exists()
+    # the user edits the plan: drop data.py from main's dependencies
+    logic = json.loads((out / "artifacts" / "logic.json").read_text())
+    for entry in logic["logic_analysis"]:
+        if entry["file"] == "main.py":
+            entry["depends_on"] = ["model.py"]
+    (out / "artifacts" / "logic.json").write_text(json.dumps(logic))
+    code, output = run_cli("run", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q")
+    assert code == 0, output
+    m = json.loads((out / "run.json").read_text())
+    assert m["files"]["main.py"]["depends_on"] == ["model.py"]
+    assert m["stages"]["planning"]["calls"] == 0  # reused from disk
+    code, output = run_cli("run", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q")
+    m2 = json.loads((out / "run.json").read_text())
+    assert m2["totals"]["calls"] == 0 and m2["status"] == "done"
+    # --from analysis redoes analysis and coding, all from the cache
+    code, output = run_cli("run", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q",
+                           "--from", "analysis")
+    m3 = json.loads((out / "run.json").read_text())
+    assert m3["totals"]["calls"] == m3["totals"]["cache_hits"] == 8
+
+
+def test_small_context_window_reduces_and_says_so(tmp_path: Path) -> None:
+    model, opts, store = _scripted_run(tmp_path, summarize="Condensed section.")
+    filler = "Earlier work studied averaging of stochastic iterates in many settings. " * 60
+    big = ph.TINY_PAPER.replace("## References", f"## 3 Related Work\n\n{filler * 2}\n\n"
+                                "## References") + f"\n## Appendix A\n\n{filler}\n"
+    Path(opts.paper).write_text(big)
+    opts.context_window = 4000
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done"
+    assert any("references removed" in r for r in m.reductions)
+    assert any(h["meta"]["stage"] == "summarize" for h in model.history)
+    assert "References" not in model.history[0]["messages"][1]["content"]
+
+
+def test_refine_saves_critiques_and_uses_rewrites(tmp_path: Path) -> None:
+    model, opts, store = _scripted_run(
+        tmp_path, verify="- Missing the averaging step.",
+        refine=["## Plan (refined)\nMomentum SGD and Polyak averaging.", ph.architecture(),
+                ph.logic(), ph.CONFIG] + [f"# Refined analysis {i}" for i in range(4)])
+    opts.refine = True
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done"
+    arts = opts.out / "artifacts"
+    assert (arts / "refine" / "plan.critique.md").read_text().startswith("- Missing")
+    assert (arts / "plan.md").read_text().startswith("## Plan (refined)")
+    assert (arts / "refine" / "plan.draft.txt").is_file()
+    assert len(list((arts / "refine").glob("analysis__*.critique.md"))) == 4
+
+
+def test_budget_stop_keeps_artifacts(tmp_path: Path) -> None:
+    paper, script = ph.write_fixture(tmp_path)
+    out = tmp_path / "out"
+    # scripted models are free, so use a priced model name through a user price table
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("prices:\n  scripted:\n    '': {input: 1000, cached_input: 100, "
+                   "output: 1000}\n")
+    code, output = run_cli("run", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q",
+                           "--max-cost", "5")
+    assert code != 0 and "max-cost" in output and "Traceback" not in output
+    m = json.loads((out / "run.json").read_text())
+    assert m["status"] == "stopped"
+    assert (out / "artifacts" / "plan.md").is_file()
