@@ -123,3 +123,8 @@ def answer_for_messages(messages: list[dict[str, Any]], **overrides: Any) -> str
     if m:
         return s[f"coding:{m.group(1)}"]
     return "I cannot tell which step this is."
+
+
+def respond(body: dict[str, Any]) -> str:
+    """A loopback-server responder: answers each pipeline step of the small paper."""
+    return answer_for_messages(body.get("messages") or [])

@@ -1,0 +1,88 @@
+"""The pipeline against a loopback OpenAI-protocol server: concurrency and kill -9 resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from papercoder.models import get_model
+from papercoder.pipeline import RunOptions, run_pipeline
+from papercoder.store import Store
+from tests import pipeline_helpers as ph
+from tests.fakes.openai_server import FakeOpenAIServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stage_of(body: dict) -> str:
+    last = body["messages"][-1]["content"]
+    if "detailed logic analysis for" in last:
+        return "analysis"
+    if "Now write" in last:
+        return "coding"
+    return "planning"
+
+
+def test_analysis_calls_overlap(tmp_path: Path) -> None:
+    paper = tmp_path / "paper.md"
+    paper.write_text(ph.TINY_PAPER)
+    with FakeOpenAIServer(ph.respond, delay=0.4) as srv:
+        model = get_model("openai/gpt-4.1-mini", base_url=srv.url)
+        opts = RunOptions(paper=str(paper), out=tmp_path / "out", concurrency=4, quiet=True)
+        m = run_pipeline(opts, model=model, store=Store(tmp_path / "s.db"))
+        reqs = [r for r in srv.requests if r.method == "POST"]
+    assert m.status == "done", m.error
+    analysis = [r for r in reqs if _stage_of(r.body) == "analysis"]
+    assert len(analysis) == 4
+    overlap = max(sum(1 for o in analysis if o.arrived <= r.arrived < (o.finished or 1e18))
+                  for r in analysis)
+    assert overlap >= 3, overlap
+    assert srv.max_concurrency >= 3
+
+
+def test_resume_after_kill_repeats_no_answered_call(tmp_path: Path) -> None:
+    paper = tmp_path / "paper.md"
+    paper.write_text(ph.TINY_PAPER)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    with FakeOpenAIServer(ph.respond, delay=0.25) as srv:
+        cmd = [sys.executable, "-m", "papercoder", "run", str(paper), "-m",
+               "openai/gpt-4.1-mini", "--base-url", srv.url, "-o", str(out), "-q",
+               "--concurrency", "1"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:
+                coding = [r for r in srv.requests if r.method == "POST"
+                          and _stage_of(r.body) == "coding"]
+                if len(coding) >= 3:  # two answered, the third in flight
+                    break
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.02)
+            os.killpg(proc.pid, signal.SIGKILL)
+        finally:
+            proc.wait(timeout=30)
+        first = list(srv.requests)
+        answered = [json.dumps(r.body, sort_keys=True) for r in first
+                    if r.method == "POST" and r.status == 200 and r.finished is not None]
+        assert len(answered) >= 4 + 4 + 2  # planning, analysis, two coding answers
+        manifest = json.loads((out / "run.json").read_text())
+        assert manifest["status"] == "running"  # killed: no chance to record anything else
+
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        second = [json.dumps(r.body, sort_keys=True) for r in srv.requests[len(first):]
+                  if r.method == "POST"]
+    assert not set(second) & set(answered), "an answered call was paid for twice"
+    assert len(second) == 2  # the killed call and the last file
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["status"] == "done"
+    assert all(s["status"] == "written" for s in manifest["files"].values())
+    for f in ph.FILES:
+        assert (out / "repo" / f).read_text() == ph.CODE[f]
