@@ -87,7 +87,9 @@ class FakeAnthropicServer(FakeServer):
         body = req.body
         if not isinstance(body, Mapping):
             return self._error(400, "invalid_request_error", "The body is not JSON.")
-        if self.api_key is not None and req.headers.get("x-api-key") != self.api_key:
+        bearer = req.headers.get("authorization", "").removeprefix("Bearer ")
+        if self.api_key is not None and self.api_key not in (req.headers.get("x-api-key"),
+                                                             bearer):
             return self._error(401, "authentication_error", "invalid x-api-key")
         model = str(body.get("model"))
         if self.models is not None and model not in self.models:
