@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from papercoder.config import config_path, default_db_path, load_user_config
 from papercoder.console import console, error
@@ -118,6 +119,10 @@ def prompt(
     max_tokens: int | None = typer.Option(None, "--max-tokens"),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not answer from the cache."),
     max_cost: float | None = typer.Option(None, "--max-cost", help="Budget in USD."),
+    timeout: float = typer.Option(600.0, "--timeout", min=0.01,
+                                  help="Seconds to wait for each provider request."),
+    max_retries: int = typer.Option(5, "--max-retries", min=0,
+                                    help="Retries on rate limits, server errors, timeouts."),
 ) -> None:
     """Make one call, to check a backend."""
     from papercoder.llm import Caller
@@ -129,7 +134,7 @@ def prompt(
             schema_obj = json.loads(schema.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise ConfigError(f"The schema file {schema} is not readable JSON ({e}).") from None
-    m = get_model(model, base_url=base_url)
+    m = get_model(model, base_url=base_url, timeout=timeout, max_retries=max_retries)
     store = open_store()
     run_id = store.create_run("prompt", model=m.name, settings={"base_url": base_url})
     caller = Caller(m, store, run_id, use_cache=not no_cache, max_cost=max_cost)
@@ -217,7 +222,7 @@ def logs(
             console.rule(f"#{x.id} {x.stage} {x.file or ''} · {x.model} · {x.status}")
             if isinstance(x.request, dict):
                 for m in x.request.get("messages", []):
-                    console.print(f"[bold]{m['role']}[/]:", m["content"], markup=False)
+                    console.print(Text.assemble((f"{m['role']}:", "bold"), " ", m["content"]))
             console.print("[bold]response[/]:")
             console.print(x.response or x.error or "", markup=False)
         return
