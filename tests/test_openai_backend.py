@@ -348,3 +348,16 @@ def test_fake_runs_as_a_separate_process(tmp_path: Path) -> None:
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert [x["body"]["messages"][0]["content"] for x in lines] == [
         "hello", "the architecture please", "bye"]
+
+
+def test_an_invalid_schema_is_remembered_for_that_schema_only(srv: FakeOpenAIServer) -> None:
+    srv.enqueue(Reply(status=400, body={"error": {
+        "message": "Invalid schema for response_format 'Recipe': In context=(), "
+                   "'additionalProperties' is required to be supplied and to be false.",
+        "type": "invalid_request_error", "param": "response_format"}}), GOOD, GOOD,
+        json.dumps({"name": "boil", "minutes": 3}))
+    m = OpenAIModel("gpt-4.1", base_url=srv.url)
+    assert isinstance(run(m.complete(ASK, schema=Recipe)).parsed, Recipe)
+    assert isinstance(run(m.complete(ASK, schema=Recipe)).parsed, Recipe)
+    assert isinstance(run(m.complete(ASK, schema=Step)).parsed, Step)
+    assert srv.format_attempts() == ["json_schema", "json_object", "json_object", "json_schema"]

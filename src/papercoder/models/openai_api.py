@@ -14,6 +14,7 @@ SDK's own; what still fails becomes a one-sentence :class:`~papercoder.errors.Mo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from papercoder.models.base import (
     Message,
     Schema,
     Usage,
+    schema_fingerprint,
     schema_json,
     schema_name,
     strict_json_schema,
@@ -53,8 +55,13 @@ _REFUSED: dict[str, set[str]] = {}
 """endpoint|model -> structured-output forms that endpoint refused; shared by all instances."""
 
 
-def refused_forms(endpoint: str | None, model: str) -> set[str]:
-    return _REFUSED.setdefault(f"{endpoint or DEFAULT_ENDPOINT}|{model}", set())
+def refused_forms(endpoint: str | None, model: str, schema: Schema | None = None) -> set[str]:
+    """The forms refused by this endpoint for this model (for one schema when given: a
+    server may reject one schema, e.g. outside OpenAI's strict subset, and accept others)."""
+    key = f"{endpoint or DEFAULT_ENDPOINT}|{model}"
+    if schema is not None:
+        key += "|" + hashlib.sha256((schema_fingerprint(schema) or "").encode()).hexdigest()
+    return _REFUSED.setdefault(key, set())
 
 
 class _Refused(Exception):
@@ -205,15 +212,18 @@ class OpenAIModel:
             resp = await self._create(plain, params, structured=False)
         else:
             refused = refused_forms(self.endpoint, self.model)
+            refused_here = refused_forms(self.endpoint, self.model, schema)
             for form in FORMS:
-                if form in refused:
+                if form in refused or form in refused_here:
                     continue
                 try:
                     resp = await self._create(*self._form(form, plain, params, schema),
                                               structured=form != "instructions")
                     break
-                except _Refused:
-                    refused.add(form)
+                except _Refused as e:
+                    # "Invalid schema ..." is about this schema, not the form in general.
+                    scope = refused_here if "invalid schema" in str(e).lower() else refused
+                    scope.add(form)
         assert resp is not None
         return self._completion(resp, plain, schema, time.perf_counter() - start)
 
