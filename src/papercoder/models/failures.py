@@ -54,6 +54,10 @@ class Failure:
     detail: str = ""
 
 
+def _attempts(retries: int) -> str:
+    return "1 attempt" if retries == 0 else f"{retries + 1} attempts"
+
+
 def looks_like_context_overflow(text: str) -> bool:
     low = text.lower()
     return any(h in low for h in _CONTEXT_HINTS)
@@ -95,12 +99,13 @@ def to_error(
         return RetriesExhaustedError(f"{where} kept failing with HTTP {f.status}{said} through "
                                      f"{retries} retries; retry later.")
     if f.kind == "timeout":
-        return RetriesExhaustedError(f"{where} did not answer within {timeout:g} seconds in "
-                                     f"{retries + 1} attempts; retry later or raise --timeout.")
+        return RetriesExhaustedError(f"{where} did not answer within {timeout:g} seconds "
+                                     f"({_attempts(retries)}); retry later or raise --timeout.")
     if f.kind == "connection":
-        return RetriesExhaustedError(f"Could not connect to {where} (tried {retries + 1} "
-                                     "times); check that it is running and the URL is right, "
-                                     "or retry later.")
+        target = where[:1].lower() + where[1:]  # "the server at ..." / "the OpenAI API"
+        return RetriesExhaustedError(f"Could not connect to {target} ({_attempts(retries)}); "
+                                     "check that it is running and the URL is right, or retry "
+                                     "later.")
     if f.kind == "malformed":
         return ModelError(f"{where} sent a response that is not a valid answer{said}; check "
                           "that the URL points at the right kind of API.")
