@@ -34,6 +34,10 @@ def load_paper(source: str | Path) -> Paper:
         raise PaperError(f"{p} is larger than {MAX_BYTES // (1024 * 1024)} MB; give the paper "
                          "itself, not a bundle.")
     suffix = p.suffix.lower()
+    if suffix == ".pdf":
+        from papercoder.paper.pdf import read_pdf
+
+        return read_pdf(p)
     if suffix in (".md", ".markdown"):
         return parse_markdown(_read_text(p), source=str(p))
     if suffix in (".txt", ""):
