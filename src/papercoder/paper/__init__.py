@@ -1,4 +1,9 @@
-"""Reading papers: every supported input becomes a :class:`Paper`."""
+"""Reading papers: every supported input becomes a :class:`Paper`.
+
+``load_paper(source)`` takes a path (PDF, .tex, a LaTeX folder, an arXiv source archive,
+S2ORC/GROBID JSON, Markdown or plain text) or an arXiv reference (``arxiv:1706.03762``,
+``https://arxiv.org/abs/...``) and detects the format from the name and the first bytes.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,16 @@ from papercoder.errors import PaperError
 from papercoder.paper.markdown import parse_markdown
 from papercoder.paper.model import Paper, Section
 
-__all__ = ["Paper", "Section", "load_paper", "MAX_BYTES"]
+__all__ = ["Paper", "Section", "load_paper", "MAX_BYTES", "EXTRACTORS"]
 
 MAX_BYTES = 50 * 1024 * 1024
+EXTRACTORS = ("pypdf", "pymupdf")
+"""PDF extractors: pypdf (default, pure Python) or pymupdf (pymupdf4llm, AGPL, opt-in)."""
+
+_ARCHIVES = (".tar.gz", ".tgz", ".tar", ".gz")
 
 
-def _read_text(p: Path) -> str:
-    data = p.read_bytes()
-    if not data.strip():
-        raise PaperError(f"{p} is empty; give a paper with some text in it.")
+def _decode(data: bytes, p: Path) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -25,21 +31,97 @@ def _read_text(p: Path) -> str:
         ) from None
 
 
-def load_paper(source: str | Path) -> Paper:
-    """Read a paper from a path (Markdown or plain text here; more formats plug in below)."""
-    p = Path(source).expanduser()
+def _kind(p: Path, head: bytes) -> str:
+    name = p.name.lower()
+    if head.startswith(b"%PDF-") or name.endswith(".pdf"):
+        return "pdf"
+    if name.endswith(_ARCHIVES) or head[:2] == b"\x1f\x8b" or head[257:262] == b"ustar":
+        return "archive"
+    if name.endswith((".tex", ".ltx")):
+        return "latex"
+    if name.endswith(".json"):
+        return "s2orc"
+    if name.endswith((".md", ".markdown")):
+        return "markdown"
+    if name.endswith(".txt") or "." not in name:
+        return "text"
+    return "unknown"
+
+
+def load_paper(source: str | Path, *, extractor: str = "pypdf") -> Paper:
+    """Read a paper from a path or an arXiv reference."""
+    if extractor not in EXTRACTORS:
+        raise PaperError(f"Unknown PDF extractor '{extractor}'; choose one of "
+                         f"{', '.join(EXTRACTORS)}.")
+    text = str(source).strip()
+    p = Path(text).expanduser()
     if not p.exists():
-        raise PaperError(f"The paper {p} does not exist; check the path.")
-    if p.is_file() and p.stat().st_size > MAX_BYTES:
+        from papercoder.paper.arxiv import load_arxiv, parse_arxiv_id
+
+        ident = parse_arxiv_id(text)
+        if ident is not None:
+            return load_arxiv(ident)
+        raise PaperError(f"The paper {p} does not exist; check the path (or give an arXiv id "
+                         "like arxiv:1706.03762).")
+    if p.is_dir():
+        from papercoder.paper.latex import read_latex
+        from papercoder.paper.latex_source import project_from_dir
+
+        return read_latex(project_from_dir(p))
+    size = p.stat().st_size
+    if size > MAX_BYTES:
         raise PaperError(f"{p} is larger than {MAX_BYTES // (1024 * 1024)} MB; give the paper "
                          "itself, not a bundle.")
-    suffix = p.suffix.lower()
-    if suffix == ".pdf":
+    data = p.read_bytes()
+    if not data.strip():
+        raise PaperError(f"{p} is empty; give a paper with some text in it.")
+    kind = _kind(p, data[:512])
+    if kind == "pdf":
+        if extractor == "pymupdf":
+            return _read_pymupdf(p)
         from papercoder.paper.pdf import read_pdf
 
-        return read_pdf(p)
-    if suffix in (".md", ".markdown"):
-        return parse_markdown(_read_text(p), source=str(p))
-    if suffix in (".txt", ""):
-        return parse_markdown(_read_text(p), source=str(p), source_format="text")
-    raise PaperError(f"{p} has an unsupported format '{suffix}'; give a Markdown or text file.")
+        return read_pdf(p, data)
+    if kind == "archive":
+        from papercoder.paper.latex import read_latex
+        from papercoder.paper.latex_source import project_from_archive
+
+        project = project_from_archive(data, str(p))
+        if project.pdf is not None:
+            from papercoder.paper.pdf import read_pdf
+
+            return read_pdf(p, project.pdf)
+        return read_latex(project)
+    if kind == "latex":
+        from papercoder.paper.latex import read_latex
+        from papercoder.paper.latex_source import project_from_file
+
+        return read_latex(project_from_file(p), prefer=p.name)
+    if kind == "s2orc":
+        from papercoder.paper.s2orc import loads
+
+        return loads(_decode(data, p), source=str(p))
+    if kind == "markdown":
+        return parse_markdown(_decode(data, p), source=str(p))
+    if kind == "text":
+        return parse_markdown(_decode(data, p), source=str(p), source_format="text")
+    raise PaperError(f"{p} has an unsupported format '{p.suffix}'; give a PDF, LaTeX (.tex, a "
+                     "folder or an arXiv .tar.gz), S2ORC JSON, Markdown or a text file.")
+
+
+def _read_pymupdf(p: Path) -> Paper:
+    """The optional pymupdf4llm extractor (AGPL; installed only on request)."""
+    try:
+        import pymupdf4llm  # type: ignore[import-not-found]
+    except ImportError:
+        raise PaperError("The pymupdf extractor needs pymupdf4llm (AGPL), which is not "
+                         "installed; run `pip install 'papercoder[pymupdf]'` or use the "
+                         "default extractor.") from None
+    try:
+        md = pymupdf4llm.to_markdown(str(p))
+    except Exception as e:  # noqa: BLE001 - MuPDF raises its own error types
+        raise PaperError(f"pymupdf4llm could not read {p} ({type(e).__name__}); try the "
+                         "default extractor.") from None
+    paper = parse_markdown(md, source=str(p))
+    paper.source_format = "pdf"
+    return paper

@@ -1,4 +1,4 @@
-"""`papercoder ingest`: show what the pipeline will read (placeholder, being built)."""
+"""`papercoder ingest`: show what the pipeline will read from a paper."""
 
 from __future__ import annotations
 
@@ -8,19 +8,47 @@ import typer
 
 
 def ingest(
-    paper: str = typer.Argument(..., help="A paper: path or arXiv id."),
+    paper: str = typer.Argument(..., help="A paper: PDF, .tex, LaTeX folder, arXiv source "
+                                "archive, S2ORC JSON, Markdown, text, or an arXiv id/URL."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Write the Markdown here."),
     as_json: bool = typer.Option(False, "--json", help="Print the Paper as JSON."),
+    extractor: str = typer.Option("pypdf", "--extractor",
+                                  help="PDF extractor: pypdf (default) or pymupdf (needs the "
+                                  "AGPL pymupdf4llm, installed separately)."),
 ) -> None:
     """Read a paper and show its sections, token counts, warnings and Markdown."""
-    from papercoder.console import console
+    from rich.table import Table
+
+    from papercoder.console import console, warn
+    from papercoder.errors import PaperError
     from papercoder.paper import load_paper
 
-    p = load_paper(paper)
+    p = load_paper(paper, extractor=extractor)
+    md = p.to_markdown()
+    if out is not None:
+        try:
+            out.write_text(md, encoding="utf-8")
+        except OSError as e:
+            raise PaperError(f"Cannot write {out} ({e.strerror}); choose another path.") from None
     if as_json:
         console.print_json(p.to_json())
         return
-    md = p.to_markdown()
-    if out:
-        out.write_text(md, encoding="utf-8")
-    console.print(md, markup=False)
+    t = Table(title=f"{p.title} ({p.source_format}, {p.estimate_tokens()} tokens)")
+    t.add_column("section")
+    t.add_column("kind")
+    t.add_column("tokens", justify="right")
+    if p.abstract:
+        from papercoder.tokens import estimate_tokens
+
+        t.add_row("Abstract", "abstract", str(estimate_tokens(p.abstract)))
+    for s in p.sections:
+        t.add_row("  " * (s.level - 1) + s.heading, s.kind, str(s.tokens()))
+    console.print(t)
+    console.print(f"{len(p.equations)} display equations, {len(p.figures)} figure captions, "
+                  f"{len(p.tables)} tables, {len(p.references)} references.")
+    for w in p.warnings:
+        warn(w)
+    if out is not None:
+        console.print(f"Markdown written to {out}.")
+    else:
+        console.print(md, markup=False, soft_wrap=True)

@@ -149,7 +149,7 @@ def _numbered_depth(text: str) -> int:
     if not m:
         return 0
     rest = m.group("rest")
-    if not (rest[0].isupper() or rest[0].isdigit()):
+    if not rest[0].isupper():
         return 0
     return len(re.split(r"\s?\.\s?", m.group("num")))
 
@@ -203,8 +203,10 @@ def _valid_heading(doc: _Doc, group: list[int]) -> bool:
         return False  # capitals inside running text (an acronym on its own line)
     if re.match(r"^[\d.\s%,]+$", text) or re.match(r"^\d+[:)]", text):
         return False  # numbers, or a numbered algorithm line
-    if not depth and not re.search(r"[^\W\d_]{3}", text):
+    if not re.search(r"[^\W\d_]{3}", _strip_number(text)):
         return False  # "T M": table header cells, symbols
+    if _numbers(_strip_number(text)) >= 3:
+        return False  # a row of numbers
     last = lines[group[-1]]
     nxt = lines[group[-1] + 1] if group[-1] + 1 < len(lines) else None
     left, right = doc.edge(last)
