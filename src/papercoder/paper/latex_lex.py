@@ -29,6 +29,10 @@ def strip_comments(text: str) -> str:
     out: list[str] = []
     join = False
     for line in text.split("\n"):
+        if not line.strip():  # an empty line is a paragraph break, even after a comment
+            out.append("")
+            join = False
+            continue
         if join:
             line = line.lstrip(" \t")
         at = _comment_at(line)

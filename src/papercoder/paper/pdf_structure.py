@@ -143,6 +143,24 @@ def _title(doc: _Doc, meta_title: str) -> tuple[str, set[int]]:
     return (doc.lines[first[0]].text[:200] if first else "Untitled"), set()
 
 
+def _drop_title_headers(doc: _Doc, title: str, keep: set[int]) -> None:
+    """The title repeated at the top or bottom of later pages is a running header, even in
+    a paper too short for the repetition rule."""
+    want = re.sub(r"\d+", "", _norm(title))
+    if len(want) < 8:
+        return
+    h = doc.lay.height
+    out = []
+    for i, ln in enumerate(doc.lines):
+        edge = ln.y > 0.9 * h or ln.y < 0.1 * h
+        if i not in keep and ln.page > 0 and edge and re.sub(r"\d+", "", _norm(ln.text)) == want:
+            continue
+        out.append(ln)
+    if len(out) != len(doc.lines):
+        # Indices shift: the title lines are at the start of page 0 and keep their place.
+        doc.lines = out
+
+
 # -- headings ---------------------------------------------------------------------------------
 def _numbered_depth(text: str) -> int:
     m = _NUMBERED.match(text)
@@ -409,8 +427,9 @@ def _block_text(b: _Block, vocab: set[str]) -> str:
 # -- the paper --------------------------------------------------------------------------------
 def build_paper(lay: Layout, outline: list[OutlineEntry], *, meta_title: str = "") -> Paper:
     doc = _Doc(lay)
-    lines = doc.lines
     title, title_idx = _title(doc, meta_title)
+    _drop_title_headers(doc, title, title_idx)
+    lines = doc.lines
     heads = _merge_headings(_font_headings(doc, title_idx),
                             _outline_headings(doc, outline, title_idx))
     heads = _drop_front_matter(doc, heads)

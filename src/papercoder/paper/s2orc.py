@@ -35,7 +35,7 @@ def _paragraph(p: dict[str, Any], equations: list[str]) -> str:
             text = text + "\n\n" + raw
             continue
         block = f"\n\n{raw}" + (f"    {num}" if num else "") + "\n\n"
-        text = text[:start] + block + text[end:]
+        text = text[:start].rstrip() + block + text[end:].lstrip()
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 

@@ -1,0 +1,88 @@
+"""The pypdf reader on PDFs generated here with fpdf2: one and two columns, with and without
+an outline, running headers and page numbers, captions, an equation and references."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from papercoder.paper import load_paper
+from papercoder.paper.pdf import read_pdf
+from tests.fixtures_paper import RUNNING_HEAD, PdfSpec, make_pdf
+
+HEADINGS = ["1 Introduction", "2 Method", "2.1 Model", "3 Experiments", "4 Conclusion",
+            "References"]
+
+
+def _check_common(paper) -> None:  # noqa: ANN001
+    assert paper.source_format == "pdf"
+    assert paper.title == "Width Matters: A Study of Layer Sizes"
+    assert paper.abstract.startswith("We measure how layer width changes accuracy.")
+    assert [s.heading for s in paper.sections] == HEADINGS
+    assert [s.level for s in paper.sections] == [1, 1, 2, 1, 1, 1]
+    assert paper.sections[-1].kind == "references"
+    md = paper.to_markdown()
+    # The running head (= the title) appears once, as the title; page numbers are gone.
+    assert md.count(RUNNING_HEAD) == 1
+    assert not re.search(r"(?m)^\s*\d+\s*$", md)
+    # A word hyphenated at a line end is joined again.
+    assert "representation layer" in md and "represen-" not in md
+    assert paper.figures == ["Figure 1: Accuracy as a function of layer width."]
+    assert paper.tables == ["Table 1: Results on the three benchmarks."]
+    assert len(paper.references) == 3
+    assert paper.references[1].startswith("[2] C. Writer. Narrow layers")
+    assert paper.references[0].endswith("pages 1-10, 2019.")
+    # The equation line (set in the Symbol font) stays whole and is collected.
+    assert paper.equations == ["ψ = Σ ω ξ + β (1)"]
+    method = next(s for s in paper.sections if s.heading == "2.1 Model")
+    assert "ψ = Σ ω ξ + β (1)" in method.text.split("\n\n")
+    assert paper.warnings == []
+
+
+def test_one_column_with_outline_and_plain_headings(tmp_path: Path) -> None:
+    # Headings in the body font: only the outline can tell they are headings.
+    pdf = make_pdf(tmp_path / "p.pdf", PdfSpec(outline=True, bold_headings=False))
+    paper = load_paper(pdf)
+    _check_common(paper)
+
+
+def test_one_column_without_outline_uses_fonts_and_numbers(tmp_path: Path) -> None:
+    paper = load_paper(make_pdf(tmp_path / "p.pdf", PdfSpec()))
+    _check_common(paper)
+
+
+def test_plain_headings_without_outline_are_not_invented(tmp_path: Path) -> None:
+    paper = load_paper(make_pdf(tmp_path / "p.pdf", PdfSpec(bold_headings=False)))
+    # Typography alone cannot find them: the text is there, under fewer headings.
+    assert "2.1 Model" not in [s.heading for s in paper.sections]
+    assert "2.1 Model" in paper.to_markdown()
+
+
+@pytest.mark.parametrize("outline", [False, True])
+def test_two_columns_are_read_left_then_right(tmp_path: Path, outline: bool) -> None:
+    # The right column is written into the content stream first: order comes from layout.
+    spec = PdfSpec(two_columns=True, right_column_first=True, outline=outline)
+    paper = read_pdf(make_pdf(tmp_path / "p.pdf", spec))
+    _check_common(paper)
+    md = paper.to_markdown()
+    positions = [md.index(f"## {h}") if not h.startswith("2.1") else md.index(f"### {h}")
+                 for h in HEADINGS]
+    assert positions == sorted(positions)
+
+
+def test_stream_order_does_not_matter(tmp_path: Path) -> None:
+    a = read_pdf(make_pdf(tmp_path / "a.pdf", PdfSpec(two_columns=True)))
+    b = read_pdf(make_pdf(tmp_path / "b.pdf", PdfSpec(two_columns=True,
+                                                      right_column_first=True)))
+    assert a.to_markdown() == b.to_markdown()
+
+
+def test_sections_views_and_token_counts(tmp_path: Path) -> None:
+    paper = read_pdf(make_pdf(tmp_path / "p.pdf"))
+    counts = dict(paper.section_tokens())
+    assert set(counts) == set(HEADINGS) and all(v > 0 for v in counts.values())
+    slim = paper.without(["references"])
+    assert slim.references == [] and "References" not in [s.heading for s in slim.sections]
+    assert slim.estimate_tokens() < paper.estimate_tokens()
