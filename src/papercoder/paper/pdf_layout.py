@@ -136,6 +136,14 @@ def _width_table(fd: Any) -> tuple[dict[str, float], float]:
 
 
 # -- runs ---------------------------------------------------------------------------------
+def mult(m: Any, n: Any) -> list[float]:
+    """The product of two PDF matrices [a b c d e f]."""
+    return [
+        m[0] * n[0] + m[1] * n[2], m[0] * n[1] + m[1] * n[3],
+        m[2] * n[0] + m[3] * n[2], m[2] * n[1] + m[3] * n[3],
+        m[4] * n[0] + m[5] * n[2] + n[4], m[4] * n[1] + m[5] * n[3] + n[5],
+    ]
+
 def _skip_forms() -> Any:
     """A context in which pypdf does not descend into form XObjects (when it can)."""
     try:
@@ -161,8 +169,6 @@ def page_runs(page: Any, fonts: _Fonts, *, forms: bool = False) -> list[Run]:
     placed with the form's matrix and kept when it holds a large share of the page's text
     (some producers wrap whole pages in a form).
     """
-    from pypdf._text_extraction import mult
-
     runs: list[Run] = []
     order: list[Run] = []
     forms: list[list[Run]] = []
