@@ -11,7 +11,8 @@ reads the PDF and we print:
   folded, only letters and digits kept, leading section numbers removed) and matched as
   multisets. Text that merely appears in the body does not count.
 - word recall / precision: bag-of-words overlap between the reference (LaTeX commands
-  dropped, their arguments kept, Greek letters as Unicode) and Paper.to_markdown(); words
+  dropped, their arguments kept, Greek letters as Unicode, operators that print as words
+  such as \\log kept as the word) and Paper.to_markdown(); words
   are maximal runs of Unicode letters or digits, case folded, numbers included.
 - display equations: a reference display equation survives when at least 80% of its
   letters and digits (same normalisation, as a multiset) occur inside one window of the
@@ -43,6 +44,10 @@ GREEK = {
     "Theta": "Θ", "Lambda": "Λ", "Xi": "Ξ", "Pi": "Π", "Sigma": "Σ", "Upsilon": "Υ",
     "Phi": "Φ", "Psi": "Ψ", "Omega": "Ω", "ell": "l",
 }
+# Operators LaTeX prints as words (\log x shows "log" in the PDF).
+WORD_COMMANDS = {"log", "exp", "ln", "min", "max", "sin", "cos", "tan", "tanh", "sinh",
+                 "cosh", "arg", "lim", "det", "sup", "inf", "Pr", "dim", "ker", "deg", "gcd",
+                 "liminf", "limsup", "argmin", "argmax"}
 _HEADING_MD = re.compile(r"^#{1,6}\s+(.+?)\s*#*$")
 _HEADING_TEX = re.compile(r"^\\(?:sub){0,2}section\*?\{(.+)\}\s*$")
 _DISPLAY = re.compile(r"\\\[(.+?)\\\]|\$\$(.+?)\$\$|\\begin\{(equation|align|gather|multline|"
@@ -56,8 +61,8 @@ def latex_to_text(s: str) -> str:
     s = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", s)  # images
     s = re.sub(r"(?<!\\)%.*", " ", s)
     s = re.sub(r"\\(begin|end)\{[^}]*\}(\{[^}]*\})?", " ", s)
-    s = re.sub(r"\\([A-Za-z]+)", lambda m: f" {GREEK[m.group(1)]} "
-               if m.group(1) in GREEK else " ", s)
+    s = re.sub(r"\\([A-Za-z]+)", lambda m: f" {GREEK[m.group(1)]} " if m.group(1) in GREEK
+               else f" {m.group(1)} " if m.group(1) in WORD_COMMANDS else " ", s)
     s = re.sub(r"\\.", " ", s)
     s = re.sub(r"<[^>]+>", " ", s)  # HTML tables
     return s

@@ -59,6 +59,8 @@ class PdfSpec:
     bold_headings: bool = True
     right_column_first: bool = False
     """Write the right column into the content stream before the left one."""
+    line_numbers: bool = False
+    """Number the lines in the left margin, like a review copy."""
     sections: list[tuple[str, int]] = field(default_factory=lambda: [
         ("1 Introduction", 1), ("2 Method", 1), ("2.1 Model", 2), ("3 Experiments", 1),
         ("4 Conclusion", 1)])
@@ -155,6 +157,11 @@ def _flow(pdf: FPDF, spec: PdfSpec, blocks: list[tuple[str, str, int]],
                         pdf.set_xy(x, yy)
                         pdf.start_section(text.split(" ", 1)[-1] if text[0].isdigit()
                                           else text, level=level - 1)
+        if spec.line_numbers:
+            pdf.set_font("Helvetica", "", 7)
+            for k, yy in enumerate(range(int(top if p == 0 else 70), int(pdf.h - 80), 13)):
+                pdf.set_xy(18, yy)
+                pdf.cell(20, 13, str(p * 60 + k + 1))
         order = list(range(len(columns)))
         if spec.right_column_first:
             order.reverse()

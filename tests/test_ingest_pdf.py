@@ -53,6 +53,20 @@ def test_one_column_without_outline_uses_fonts_and_numbers(tmp_path: Path) -> No
     _check_common(paper)
 
 
+def test_line_numbers_of_a_review_copy_are_dropped(tmp_path: Path) -> None:
+    paper = load_paper(make_pdf(tmp_path / "p.pdf", PdfSpec(line_numbers=True)))
+    _check_common(paper)
+
+
+def test_roman_numbered_capital_headings(tmp_path: Path) -> None:
+    spec = PdfSpec(sections=[("I. INTRODUCTION", 1), ("II. METHOD", 1), ("2.1 Model", 2),
+                             ("III. EXPERIMENTS", 1), ("IV. CONCLUSION", 1)],
+                   bold_headings=False)
+    paper = load_paper(make_pdf(tmp_path / "p.pdf", spec))
+    assert [s.heading for s in paper.sections][:2] == ["I. INTRODUCTION", "II. METHOD"]
+    assert "IV. CONCLUSION" in [s.heading for s in paper.sections]
+
+
 def test_plain_headings_without_outline_are_not_invented(tmp_path: Path) -> None:
     paper = load_paper(make_pdf(tmp_path / "p.pdf", PdfSpec(bold_headings=False)))
     # Typography alone cannot find them: the text is there, under fewer headings.

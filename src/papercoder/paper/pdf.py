@@ -125,7 +125,7 @@ def read_pdf(path: Path, data: bytes | None = None, *, source: str | None = None
             pass
     n_pages = len(lay.pages)
     chars = sum(len(ln.text) for page in lay.pages for ln in page)
-    if chars < 40 * n_pages and chars < 2000:
+    if chars < 100 * n_pages:
         raise PaperError(f"{name} has no text layer (a scanned PDF?); give the LaTeX source "
                          "(e.g. the arXiv id) or an OCR'd copy.")
     if noise.count:

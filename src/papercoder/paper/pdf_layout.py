@@ -389,6 +389,23 @@ def _page_lines(page: int, bands: list[list[Run]], gutter: float | None) -> list
     return out + left + right
 
 
+def _drop_line_numbers(runs: list[Run], width: float) -> tuple[list[Run], int]:
+    """Review copies number their lines in the margins: bare numbers left of (or right of)
+    all the text, on many lines of the page."""
+    text = [r for r in runs if len(r.text.strip()) > 8]
+    if len(text) < 10:
+        return runs, 0
+    lefts = sorted(r.x0 for r in text)
+    rights = sorted(r.x1 for r in text)
+    left, right = lefts[len(lefts) // 50], rights[-1 - len(rights) // 50]
+    marks = [r for r in runs if r.text.strip().isdigit() and len(r.text.strip()) <= 4
+             and (r.x1 < left - 2 or r.x0 > right + 2)]
+    if len(marks) < 10:
+        return runs, 0
+    drop = {id(r) for r in marks}
+    return [r for r in runs if id(r) not in drop], len(marks)
+
+
 def _norm_repeat(text: str) -> str:
     t = unicodedata.normalize("NFKC", text).lower()
     return _DIGITS.sub("#", re.sub(r"\s+", " ", t)).strip()
@@ -423,6 +440,7 @@ def layout(reader: Any) -> Layout:
     sizes: Counter[float] = Counter()
     pages: list[list[Line]] = []
     two = 0
+    dropped_numbers = 0
     for i, page in enumerate(reader.pages):
         box = page.mediabox
         x_off, y_off = float(box.left), float(box.bottom)
@@ -436,11 +454,13 @@ def layout(reader: Any) -> Layout:
             r.x1 -= x_off
             r.y -= y_off
             sizes[round(r.size, 1)] += len(r.text)
+        runs, numbers = _drop_line_numbers(runs, w)
+        dropped_numbers += numbers
         bands = _bands(runs)
         gutter = _find_gutter(bands, w)
         two += gutter is not None
         pages.append(_page_lines(i, bands, gutter))
-    dropped = _drop_running(pages, height or 792.0)
+    dropped = _drop_running(pages, height or 792.0) + dropped_numbers
     body = sizes.most_common(1)[0][0] if sizes else 10.0
     return Layout(pages=pages, width=width, height=height, body_size=body,
                   two_column_pages=two, dropped_lines=dropped)

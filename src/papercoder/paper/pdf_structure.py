@@ -26,7 +26,8 @@ from papercoder.paper.textutil import (
     split_references,
 )
 
-_NUMBERED = re.compile(r"^(?P<num>(?:\d{1,2}|[A-Z])(?:\s?\.\s?\d{1,2})*)\.?\s+(?P<rest>\S.*)$")
+_NUMBERED = re.compile(r"^(?P<num>(?:\d{1,2}|[A-Z]|[IVX]{2,5}(?=\.))(?:\s?\.\s?\d{1,2})*)\.?\s+"
+                       r"(?P<rest>\S.*)$")
 _EQ_NUMBER = re.compile(r"\(\s*[A-Z]?\d{1,3}[a-z]?\s*\)\s*$")
 _SENTENCE_END = re.compile(r"[.!?:;]\)?$")
 

@@ -73,8 +73,9 @@ def read_s2orc(data: dict[str, Any], *, source: str = "") -> Paper:
         heading = f"{num} {name}".strip() if num else name
         level = max(1, len([x for x in num.strip(".").split(".") if x])) if num else 1
         kind = section_kind(name)
-        if back and kind == "body":
-            kind = "appendix" if name.lower() in ("annex", "appendix") else kind
+        if back and kind == "body" and (name.lower() in ("annex", "appendix") or
+                                        re.match(r"^[A-Z](\.\d+)*\.?\s", heading)):
+            kind = "appendix"
         if name.lower().startswith("acknowledg"):
             kind = "acknowledgements"
         sections.append(Section(heading=heading or "Text", text="\n\n".join(buf), level=level,

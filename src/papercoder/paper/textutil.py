@@ -8,8 +8,10 @@ from collections.abc import Iterable
 
 # TeX sets some accents as a separate spacing glyph before the letter ("Hyv¨arinen").
 _SPACING_ACCENTS = {"¨": "\u0308", "´": "\u0301", "`": "\u0300", "ˆ": "\u0302", "˜": "\u0303",
-                    "¸": "\u0327", "ˇ": "\u030c", "˚": "\u030a", "¯": "\u0304"}
+                    "ˇ": "\u030c", "˚": "\u030a", "¯": "\u0304", "˝": "\u030b", "˙": "\u0307"}
 _ACCENT_BEFORE = re.compile("([" + "".join(_SPACING_ACCENTS) + r"])\s?([A-Za-zıȷ])")
+# A cedilla or ogonek is set after its letter ("Gonc¸alves").
+_ACCENT_AFTER = re.compile(r"([A-Za-z])\s?([¸˛])")
 _CAPTION = re.compile(r"^\s*(\*\*)?(figure|fig\.|table|tab\.)\s*([A-Z]?\d+|[IVX]+)\s*[.:|]",
                       re.I)
 _HYPHEN_WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)+")
@@ -19,6 +21,8 @@ def clean(text: str) -> str:
     """Unicode cleanup for extracted text: ligatures, spacing accents, odd spaces."""
     text = _ACCENT_BEFORE.sub(lambda m: m.group(2).replace("ı", "i").replace("ȷ", "j")
                               + _SPACING_ACCENTS[m.group(1)], text)
+    text = _ACCENT_AFTER.sub(lambda m: m.group(1) + ("\u0327" if m.group(2) == "¸"
+                                                      else "\u0328"), text)
     text = unicodedata.normalize("NFC", text)
     out = []
     for ch in text:
