@@ -20,8 +20,8 @@ PROVIDERS: dict[str, str] = {
     "local": "papercoder.models.local:LocalModel",
 }
 
-HOSTED_DEFAULTS = {"OPENAI_API_KEY": "openai/gpt-4.1", "ANTHROPIC_API_KEY":
-                   "anthropic/claude-sonnet-4-5"}
+HOSTED_DEFAULTS = {"OPENAI_API_KEY": "openai/gpt-5.4", "ANTHROPIC_API_KEY":
+                   "anthropic/claude-sonnet-4-6"}
 
 
 def default_model_name() -> tuple[str, bool]:
