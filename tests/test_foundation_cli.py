@@ -186,4 +186,4 @@ def test_models_lists_backends_keys_and_aliases(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
     out = ok("models")
     assert "mybox" in out and "openai/qwen" in out and "OPENAI_API_KEY found" in out
-    assert "Default model: openai/gpt-4.1" in out
+    assert "Default model: openai/gpt-5.4" in out
