@@ -14,6 +14,9 @@ from papercoder.paper import Paper
 from papercoder.tokens import estimate_tokens
 
 SAFETY = 0.85  # our token estimate is approximate; leave headroom
+STAGE_OUTPUT_SHARE = {"plan": 0.35, "architecture": 0.5, "logic": 0.6, "config": 0.3,
+                      "analysis": 0.35, "coding": 1.0, "verify": 0.25, "refine": 0.6}
+"""Share of the answer reserve each stage may use when the window is small."""
 
 
 @dataclass
@@ -36,6 +39,14 @@ class Budget:
     def max_tokens(self) -> int | None:
         """The answer cap to send: only small windows need one."""
         return self.reserve if self.small else None
+
+    def max_tokens_for(self, stage: str) -> int | None:
+        """Per-stage answer caps for small windows (small local models ramble; a cap keeps a
+        run within minutes). Large windows send none."""
+        if not self.small:
+            return None
+        share = STAGE_OUTPUT_SHARE.get(stage, 1.0)
+        return max(128, int(self.reserve * share))
 
     @property
     def input(self) -> int:
