@@ -148,3 +148,17 @@ def test_shared_transformer_pdf_structure(shared: Path) -> None:
     assert heads[0] == "1 Introduction" and "3.2.1 Scaled Dot-Product Attention" in heads
     assert "References" in heads and len(paper.references) >= 35
     assert paper.abstract.startswith("The dominant sequence transduction models")
+
+
+def test_line_end_hyphens_are_joined_or_kept_from_the_documents_own_spelling() -> None:
+    from papercoder.paper.textutil import hyphen_vocabulary, join_lines
+
+    doc = ["We fine-tune the representation and train English-to-French models with",
+           "a repre-", "sentation.", "the fine-", "tuning step", "English-", "to-German data",
+           "the learning rate and the batch sizes", "every learn-", "ing rate"]
+    vocab = hyphen_vocabulary(doc)
+    assert join_lines(["a repre-", "sentation."], vocab) == "a representation."
+    assert join_lines(["the fine-", "tuning step"], vocab) == "the fine-tuning step"
+    assert join_lines(["English-", "to-German data"], vocab) == "English-to-German data"
+    assert join_lines(["every learn-", "ing rate"], vocab) == "every learning rate"
+    assert join_lines(["plain", "lines"], vocab) == "plain lines"

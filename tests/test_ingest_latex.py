@@ -130,6 +130,19 @@ def test_recursive_macro_stops() -> None:
     assert len(out) < 100_000
 
 
+def test_macros_from_a_local_package_and_pdf_strings(tmp_path: Path) -> None:
+    (tmp_path / "mymacros.sty").write_text("\\newcommand{\\E}{\\mathbb{E}}\n"
+                                           "\\ProvidesPackage{mymacros}\n")
+    (tmp_path / "paper.tex").write_text(
+        "\\documentclass{article}\\usepackage{amsmath,mymacros}\\begin{document}"
+        "\\section{Risk \\texorpdfstring{$\\E[X]$}{E[X]}}Text $\\E[Y]$.\n"
+        "\\begin{algorithm2e}\\caption{Train}step one\\end{algorithm2e}\\end{document}")
+    paper = load_paper(tmp_path / "paper.tex")
+    assert paper.sections[0].heading == "1 Risk $\\mathbb{E}[X]$"
+    assert "Text $\\mathbb{E}[Y]$." in paper.sections[0].text
+    assert "algorithm2e" not in paper.to_markdown()
+
+
 def test_latin1_source_is_read_with_a_warning(tmp_path: Path) -> None:
     (tmp_path / "m.tex").write_bytes("\\section{Caf\xe9}\nText.\n".encode("latin-1"))
     paper = load_paper(tmp_path / "m.tex")

@@ -7,7 +7,7 @@ import posixpath
 import re
 
 from papercoder.paper import latex_macros
-from papercoder.paper.latex_lex import find_env, read_group, read_optional
+from papercoder.paper.latex_lex import find_env, read_group, read_optional, strip_comments
 from papercoder.paper.latex_source import Project, find_main, flatten
 from papercoder.paper.latex_text import Context, Converter
 from papercoder.paper.model import Paper, Section, section_kind
@@ -46,7 +46,9 @@ def _command_arg(text: str, name: str) -> tuple[str, int, int] | None:
 def read_latex(project: Project, *, prefer: str | None = None) -> Paper:
     main = find_main(project, prefer)
     text = flatten(project, main)
-    macros, text = latex_macros.collect(text)
+    macros = _package_macros(project, text)
+    found, text = latex_macros.collect(text)
+    macros.update(found)
     m = _BEGIN_DOC.search(text)
     pre, body = (text[:m.start()], text[m.end():]) if m else ("", text)
     e = _END_DOC.search(body)
@@ -108,6 +110,19 @@ def read_latex(project: Project, *, prefer: str | None = None) -> Paper:
                  equations=list(ctx.equations), tables=list(ctx.tables),
                  figures=list(ctx.figures), references=references, source=project.name,
                  source_format="latex", warnings=list(project.warnings))
+
+
+def _package_macros(project: Project, text: str) -> dict[str, latex_macros.Macro]:
+    """Definitions from the paper's own .sty files (\\usepackage{mymacros})."""
+    macros: dict[str, latex_macros.Macro] = {}
+    for m in re.finditer(r"\\usepackage\s*(?:\[[^\]]*\])?\s*\{([^}]*)\}", text):
+        for name in m.group(1).split(","):
+            path = name.strip() + ".sty"
+            hits = [k for k in project.files if k == path or k.endswith("/" + path)]
+            if hits:
+                found, _ = latex_macros.collect(strip_comments(project.files[hits[0]]))
+                macros.update(found)
+    return macros
 
 
 def _clean_title(t: str) -> str:

@@ -129,7 +129,7 @@ class Converter:
         """LaTeX (no sectioning commands) to Markdown paragraphs."""
         out: list[str] = []
         pos = 0
-        display = re.compile(r"\\begin\s*\{([A-Za-z*]+)\}|\\\[|(?<!\\)\$\$")
+        display = re.compile(r"\\begin\s*\{([A-Za-z0-9*]+)\}|\\\[|(?<!\\)\$\$")
         while True:
             m = display.search(text, pos)
             if m is None:
@@ -473,6 +473,15 @@ class Converter:
                 return "", i
             label = self.inline(g2[0]).strip()
             return (f"{label} ({g1[0]})" if label != g1[0] else g1[0]), g2[1]
+        if bare == "texorpdfstring":
+            g1 = read_group(text, i)
+            g2 = read_group(text, g1[1]) if g1 else None
+            if g1 is None:
+                return "", i
+            return self.inline(g1[0]), (g2[1] if g2 else g1[1])
+        if bare in ("begin", "end"):  # a stray environment marker
+            g = read_group(text, i)
+            return "", (g[1] if g else i)
         if bare in ("textcolor", "colorbox"):
             g = read_group(text, i)  # the colour
             return ("", g[1]) if g else ("", i)

@@ -19,6 +19,7 @@ from itertools import pairwise
 from papercoder.paper.model import Paper, Section, section_kind
 from papercoder.paper.pdf_layout import Layout, Line
 from papercoder.paper.textutil import (
+    Vocabulary,
     clean,
     hyphen_vocabulary,
     is_caption,
@@ -419,7 +420,7 @@ def _blocks(doc: _Doc, lines: list[Line]) -> list[_Block]:
     return blocks
 
 
-def _block_text(b: _Block, vocab: set[str]) -> str:
+def _block_text(b: _Block, vocab: Vocabulary) -> str:
     if b.kind in ("grid", "equation"):
         return "\n".join(ln.text for ln in b.lines)
     return join_lines([ln.text for ln in b.lines], vocab)
@@ -480,7 +481,10 @@ def build_paper(lay: Layout, outline: list[OutlineEntry], *, meta_title: str = "
                 break
         else:
             if long and not any(_norm(h.text) == "abstract" for h in heads):
-                abstract = _block_text(long[0], vocab)
+                # Without an "Abstract" heading: the longest paragraph before the first
+                # heading (author blocks are shorter).
+                best = max(long, key=lambda b: sum(len(ln.text) for ln in b.lines))
+                abstract = _block_text(best, vocab)
 
     for h, body in spans:
         name = h.text.strip()

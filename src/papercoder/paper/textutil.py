@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 # TeX sets some accents as a separate spacing glyph before the letter ("Hyv¨arinen").
 _SPACING_ACCENTS = {"¨": "\u0308", "´": "\u0301", "`": "\u0300", "ˆ": "\u0302", "˜": "\u0303",
@@ -37,16 +38,50 @@ def clean(text: str) -> str:
     return "".join(out)
 
 
-def hyphen_vocabulary(texts: Iterable[str]) -> set[str]:
-    """Hyphenated words that occur inside lines: those keep their hyphen at a line break."""
-    vocab: set[str] = set()
+@dataclass
+class Vocabulary:
+    """What a document spells elsewhere: decides hyphens at line ends."""
+
+    hyphenated: set[str] = field(default_factory=set)
+    """Hyphenated words found inside lines ("fine-tuning")."""
+    words: set[str] = field(default_factory=set)
+    """Plain words found away from line-end hyphens."""
+
+
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def hyphen_vocabulary(texts: Iterable[str]) -> Vocabulary:
+    vocab = Vocabulary()
+    after_hyphen = False
     for t in texts:
-        for m in _HYPHEN_WORD.finditer(t.rstrip("-")):
-            vocab.add(m.group(0).lower())
+        body = t.strip()
+        if after_hyphen:  # the rest of a word broken on the previous line
+            body = re.sub(r"^[A-Za-z]+", "", body)
+        after_hyphen = body.endswith("-")
+        if after_hyphen:
+            body = re.sub(r"[A-Za-z]+-$", "", body)
+        for m in _HYPHEN_WORD.finditer(body):
+            parts = m.group(0).lower().split("-")
+            for i in range(len(parts) - 1):
+                for j in range(i + 2, len(parts) + 1):
+                    vocab.hyphenated.add("-".join(parts[i:j]))
+        vocab.words.update(w.lower() for w in _WORD.findall(body))
     return vocab
 
 
-def join_lines(lines: list[str], vocab: set[str] | None = None) -> str:
+def _keep_hyphen(left: str, right: str, rest: str, vocab: Vocabulary | None) -> bool:
+    if vocab is None:
+        return False
+    lo, ro = left.lower(), right.lower()
+    if lo + ro in vocab.words:
+        return False  # the document spells it as one word elsewhere
+    if f"{lo}-{ro}" in vocab.hyphenated or rest.startswith("-"):
+        return True  # a compound ("fine-tuning", "English-to-German")
+    return len(lo) > 2 and len(ro) > 2 and lo in vocab.words and ro in vocab.words
+
+
+def join_lines(lines: list[str], vocab: Vocabulary | None = None) -> str:
     """Join the lines of a paragraph, undoing end-of-line hyphenation."""
     out = ""
     for line in lines:
@@ -59,8 +94,7 @@ def join_lines(lines: list[str], vocab: set[str] | None = None) -> str:
         m = re.search(r"([A-Za-z]+)-$", out)
         n = re.match(r"([a-z][A-Za-z]*)", line)
         if m and n:
-            joined = f"{m.group(1)}-{n.group(1)}".lower()
-            if vocab is not None and joined in vocab:
+            if _keep_hyphen(m.group(1), n.group(1), line[n.end():], vocab):
                 out = out + line
             else:
                 out = out[:-1] + line
