@@ -153,7 +153,7 @@ def test_shared_transformer_pdf_structure(shared: Path) -> None:
 def test_line_end_hyphens_are_joined_or_kept_from_the_documents_own_spelling() -> None:
     from papercoder.paper.textutil import hyphen_vocabulary, join_lines
 
-    doc = ["We fine-tune the representation and train English-to-French models with",
+    doc = ["We use fine-tuning on the representation and English-to-French models with",
            "a repre-", "sentation.", "the fine-", "tuning step", "English-", "to-German data",
            "the learning rate and the batch sizes", "every learn-", "ing rate"]
     vocab = hyphen_vocabulary(doc)
