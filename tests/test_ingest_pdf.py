@@ -100,3 +100,26 @@ def test_sections_views_and_token_counts(tmp_path: Path) -> None:
     slim = paper.without(["references"])
     assert slim.references == [] and "References" not in [s.heading for s in slim.sections]
     assert slim.estimate_tokens() < paper.estimate_tokens()
+
+
+def test_rotated_text_is_left_out_with_a_warning(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format="letter")
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 16)
+    pdf.text(72, 80, "A Paper With a Landscape Table")
+    pdf.set_font("Helvetica", "B", 12)
+    pdf.text(72, 120, "1 Introduction")
+    pdf.set_font("Helvetica", "", 10)
+    for k in range(20):
+        pdf.text(72, 140 + 13 * k, f"Body line {k} of the introduction with ordinary words.")
+    with pdf.rotation(90, 400, 700):
+        for k in range(12):
+            pdf.text(400, 700 + 12 * k, f"rotated cell row {k} alpha beta gamma delta epsilon")
+    p = tmp_path / "rot.pdf"
+    pdf.output(str(p))
+    paper = read_pdf(p)
+    assert "rotated cell" not in paper.to_markdown()
+    assert any("rotated text" in w for w in paper.warnings)
+    assert "Body line 19 of the introduction" in paper.sections[0].text

@@ -131,6 +131,9 @@ def read_pdf(path: Path, data: bytes | None = None, *, source: str | None = None
     if noise.count:
         warnings_out.append(f"pypdf reported {noise.count} problem(s) in the file; some text "
                             "may be missing.")
+    if lay.rotated_chars > 500:
+        warnings_out.append(f"{lay.rotated_chars} characters of rotated text (landscape "
+                            "tables or figures) were left out.")
     paper = build_paper(lay, outline, meta_title=meta_title)
     paper.source = name
     paper.source_format = "pdf"

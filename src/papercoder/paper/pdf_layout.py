@@ -72,6 +72,8 @@ class Layout:
     two_column_pages: int = 0
     dropped_lines: int = 0
     """Running headers, footers and page numbers removed."""
+    rotated_chars: int = 0
+    """Characters of rotated text left out (margin stamps, landscape tables)."""
 
 
 # -- fonts --------------------------------------------------------------------------------
@@ -80,6 +82,8 @@ class _Fonts:
 
     def __init__(self) -> None:
         self._cache: dict[int, tuple[Any, dict[str, float], float, bool, bool, bool]] = {}
+        self.rotated = 0
+        """Characters of rotated text seen (and left out)."""
 
     def info(self, fd: Any) -> tuple[dict[str, float], float, bool, bool, bool]:
         key = id(fd)
@@ -201,6 +205,7 @@ def page_runs(page: Any, fonts: _Fonts, *, forms: bool = False) -> list[Run]:
         if stack:
             m = mult(m, stack[-1][0])
         if m[0] <= 0 or m[3] <= 0 or abs(m[1]) > 1e-3 * abs(m[0]) or abs(m[2]) > 1e-3 * m[3]:
+            fonts.rotated += len(text.strip())
             return  # rotated or mirrored text: margin stamps, rotated tables
         size = float(fs) * m[3]
         if size < 1:
@@ -217,7 +222,7 @@ def page_runs(page: Any, fonts: _Fonts, *, forms: bool = False) -> list[Run]:
 
     with contextlib.nullcontext() if forms else _skip_forms():
         page.extract_text(visitor_text=visit, visitor_operand_before=before,
-                          visitor_operand_after=after, orientations=(0,))
+                          visitor_operand_after=after, orientations=(0, 90, 180, 270))
     # pypdf measured the true advance (kerning, stretched spaces) when it decided whether a
     # space separates two pieces; a piece that follows without one ends where the next starts.
     for a, b in pairwise(order):
@@ -463,4 +468,4 @@ def layout(reader: Any) -> Layout:
     dropped = _drop_running(pages, height or 792.0) + dropped_numbers
     body = sizes.most_common(1)[0][0] if sizes else 10.0
     return Layout(pages=pages, width=width, height=height, body_size=body,
-                  two_column_pages=two, dropped_lines=dropped)
+                  two_column_pages=two, dropped_lines=dropped, rotated_chars=fonts.rotated)
