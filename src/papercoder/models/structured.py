@@ -102,6 +102,13 @@ def extract_json(text: str) -> Any:
     )
 
 
+def _got(value: Any) -> str:
+    """The offending value, when it is short enough to quote."""
+    if isinstance(value, (str, int, float, bool)) and len(repr(value)) <= 80:
+        return f" (got {value!r})"
+    return ""
+
+
 def validate(data: Any, schema: Schema) -> Any:
     """Validate already-decoded JSON against the schema; FormatError quotes the problem."""
     if isinstance(schema, type) and issubclass(schema, BaseModel):
@@ -110,6 +117,7 @@ def validate(data: Any, schema: Schema) -> Any:
         except ValidationError as e:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or 'answer'}: {err['msg']}"
+                + _got(err.get("input"))
                 for err in e.errors()[:8]
             )
             raise FormatError(

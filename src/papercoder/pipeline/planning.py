@@ -24,11 +24,15 @@ from papercoder.pipeline.order import (
 )
 from papercoder.pipeline.paths import check_file_list
 from papercoder.pipeline.refine import verify_and_refine
-from papercoder.pipeline.schemas import Architecture, LogicDesign
+from papercoder.pipeline.schemas import Architecture, LogicDesign, logic_for
 
 if TYPE_CHECKING:
     from papercoder.pipeline.runner import Pipeline
 
+CONFIG_AS_JSON = ("Give the same settings as one JSON object instead: sections as nested "
+                  "objects, values the paper does not give as null.")
+SETTINGS_SCHEMA = {"title": "settings", "type": "object", "minProperties": 1,
+                   "additionalProperties": True}
 FILES = {"plan": "plan.md", "architecture": "architecture.json", "logic": "logic.json",
          "config": "config.yaml"}
 
@@ -49,6 +53,26 @@ async def _step(p: Pipeline, step: str, messages: list, *, kind: str, format_hin
 
 
 # -- checks -----------------------------------------------------------------------------------
+def make_architecture_check(p: Pipeline, repairs: int):  # noqa: ANN201
+    """Check the architecture; on the last allowed answer, a missing entry point is added
+    (main.py, with a warning) rather than failing the run."""
+    seen = {"n": 0}
+
+    def check(c: Completion) -> Architecture:
+        seen["n"] += 1
+        try:
+            return check_architecture(c)
+        except FormatError as e:
+            if seen["n"] <= repairs or "entry point" not in e.user_message:
+                raise
+            arch: Architecture = c.parsed
+            p.warn("the model's file list had no entry point after re-asks; main.py was added")
+            return check_architecture(Completion(text="", model="", parsed=arch.model_copy(
+                update={"file_list": [*arch.file_list, "main.py"]})))
+
+    return check
+
+
 def check_architecture(c: Completion) -> Architecture:
     arch: Architecture = c.parsed
     try:
@@ -172,7 +196,7 @@ async def run(p: Pipeline) -> None:
             "architecture", plan=p.fit(p.plan, "overall plan", base, shell))}]
         c = await _step(p, "architecture", msgs, kind="architecture design",
                         format_hint="Answer with the whole JSON object.",
-                        schema=Architecture, check=check_architecture)
+                        schema=Architecture, check=make_architecture_check(p, 2))
         p.architecture = c.parsed
         assert p.architecture is not None
         ws.write_artifact("architecture.json",
@@ -205,8 +229,8 @@ async def run(p: Pipeline) -> None:
             "logic", architecture=arch_json, files=files)}]
         c = await _step(p, "logic", msgs, kind="logic design",
                         format_hint="Answer with the whole JSON object.",
-                        schema=LogicDesign, check=make_logic_check(files))
-        p.logic = c.parsed
+                        schema=logic_for(files), check=make_logic_check(files))
+        p.logic = LogicDesign.model_validate(c.parsed.model_dump())
         assert p.logic is not None
         p.deps, p.order = plan_graph(p.logic, files)
         ws.write_artifact("logic.json", json.dumps(p.logic.model_dump(), indent=2) + "\n")
@@ -235,10 +259,19 @@ async def run(p: Pipeline) -> None:
                            p.render("config"))
         msgs = base + [{"role": "user", "content": "The logic design:\n\n" + logic_json
                         + "\n\n" + p.render("config")}]
-        c = await _step(p, "config", msgs, kind="config.yaml",
-                        format_hint="Answer with the whole file in one fenced yaml block.",
-                        check=check_config)
-        p.config_text = c.parsed
+        try:
+            c = await _step(p, "config", msgs, kind="config.yaml",
+                            format_hint="Answer with the whole file in one fenced yaml block.",
+                            check=check_config)
+            p.config_text = c.parsed
+        except ModelOutputError as e:
+            # Last repair path: the same settings as a JSON object (constrained decoders
+            # can always produce one), written out as YAML.
+            p.warn(f"config.yaml: {e} Asked for the settings as JSON instead")
+            c = await p.call(msgs + [{"role": "user", "content": CONFIG_AS_JSON}],
+                             stage="config", schema=SETTINGS_SCHEMA)
+            p.config_text = "# config.yaml, converted from the model's JSON answer\n" + \
+                yaml.safe_dump(c.parsed, sort_keys=False)
         ws.write_artifact("config.yaml", p.config_text)
         p.manifest.steps["config"] = "done"
         p.save()

@@ -6,9 +6,12 @@ Field names are snake_case; the published method's key names ("File list", "Logi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$"
+"""Relative file paths: what a well-formed file list holds."""
 
 
 def _alias(*names: str) -> Any:
@@ -30,7 +33,11 @@ class Architecture(BaseModel):
 
     implementation_approach: str = _alias("implementation_approach", "Implementation approach")
     """How the paper's method will be implemented, and with which libraries."""
-    file_list: list[str] = _alias("file_list", "File list")
+    file_list: list[str] = Field(
+        validation_alias=AliasChoices("file_list", "File list"),
+        # Shown to constrained decoders only; the program checks paths itself.
+        json_schema_extra={"items": {"type": "string", "pattern": PATH_PATTERN}},
+    )
     """Every file of the repository, relative paths; must include an entry point."""
     data_structures_and_interfaces: str = _alias(
         "data_structures_and_interfaces", "Data structures and interfaces")
@@ -99,6 +106,24 @@ class LogicDesign(BaseModel):
         if isinstance(v, str):
             return [x.strip(" -*`") for x in v.splitlines() if x.strip(" -*`")]
         return v
+
+
+def logic_for(files: list[str]) -> type[LogicDesign]:
+    """A LogicDesign whose file names can only be files of the list, so constrained decoders
+    cannot name unknown files and other models get a precise validation error."""
+    names = Literal[tuple(files)]  # type: ignore[valid-type]
+
+    class PlannedFile(FileLogic):
+        file: names  # type: ignore[valid-type]
+        depends_on: list[names] | None = None  # type: ignore[valid-type]
+
+    class PlannedLogic(LogicDesign):
+        logic_analysis: list[PlannedFile] = _alias("logic_analysis", "Logic Analysis")
+        task_list: list[str] = Field(default_factory=list, validation_alias=AliasChoices(
+            "task_list", "Task list"))
+
+    PlannedLogic.__name__ = "LogicDesign"
+    return PlannedLogic
 
 
 def prompt_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -1,0 +1,59 @@
+"""The whole pipeline with the real embedded model (SmolLM2-135M) on a tiny paper.
+
+Whatever the weak model writes, the run must finish: repaired through re-asks, or with a
+clear per-file failure recorded in run.json, and every structured artifact valid.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from papercoder.pipeline import RunOptions, run_pipeline
+from papercoder.pipeline.schemas import Architecture, LogicDesign
+from papercoder.store import Store
+from tests import pipeline_helpers as ph
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (papercoder[local])")
+
+
+@pytest.mark.slow
+def test_embedded_model_runs_the_whole_pipeline(tmp_path: Path) -> None:
+    from papercoder.models.local import LocalModel
+
+    paper = tmp_path / "paper.md"
+    paper.write_text(ph.TINY_PAPER)
+    out = tmp_path / "out"
+    model = LocalModel()
+    opts = RunOptions(paper=str(paper), out=out, quiet=True)
+    m = run_pipeline(opts, model=model, store=Store(tmp_path / "s.db"))
+
+    assert m.status in ("done", "partial"), m.error
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["status"] == m.status
+    for stage in ("planning", "analysis", "coding"):
+        assert manifest["stages"][stage]["status"] == "done"
+        assert manifest["stages"][stage]["calls"] >= 1
+    assert manifest["totals"]["completion_tokens"] > 0
+    assert manifest["model"].startswith("local:")
+
+    arts = out / "artifacts"
+    assert (arts / "plan.md").read_text().strip()
+    arch = Architecture.model_validate_json((arts / "architecture.json").read_text())
+    LogicDesign.model_validate_json((arts / "logic.json").read_text())
+    assert isinstance(yaml.safe_load((arts / "config.yaml").read_text()), dict)
+    assert (arts / "class_diagram.mmd").is_file() and (arts / "sequence_diagram.mmd").is_file()
+    for f in manifest["order"]:
+        assert (arts / "analysis" / f"{f.replace('/', '__')}.md").is_file()
+        state = manifest["files"][f]
+        if state["status"] == "written":
+            assert (out / "repo" / f).is_file()
+        else:
+            assert state["status"] == "failed" and state["error"]
+            assert not (out / "repo" / f).exists()
+    assert set(manifest["order"]) <= set(arch.file_list)
+    for extra in ("config.yaml", "requirements.txt", "README.md"):
+        assert (out / "repo" / extra).is_file()
