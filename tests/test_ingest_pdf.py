@@ -123,3 +123,36 @@ def test_rotated_text_is_left_out_with_a_warning(tmp_path: Path) -> None:
     assert "rotated cell" not in paper.to_markdown()
     assert any("rotated text" in w for w in paper.warnings)
     assert "Body line 19 of the introduction" in paper.sections[0].text
+
+
+def test_a_page_pypdf_cannot_read_is_skipped_with_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from papercoder.paper import pdf_layout
+
+    real = pdf_layout.page_runs
+    calls = {"n": 0}
+
+    def flaky(page, fonts, **kw):  # noqa: ANN001, ANN003, ANN202
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ValueError("broken content stream")
+        return real(page, fonts, **kw)
+
+    monkeypatch.setattr(pdf_layout, "page_runs", flaky)
+    paper = read_pdf(make_pdf(tmp_path / "p.pdf"))
+    assert paper.warnings == ["Page(s) 2 could not be read; their text is missing."]
+    assert paper.sections[0].heading == "1 Introduction"
+
+
+def test_structure_failure_falls_back_to_plain_text(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from papercoder.paper import pdf
+
+    def boom(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise IndexError("odd layout")
+
+    monkeypatch.setattr(pdf, "build_paper", boom)
+    paper = read_pdf(make_pdf(tmp_path / "p.pdf"))
+    assert [s.heading for s in paper.sections] == ["Text"]
+    assert "Deep networks learn representations" in paper.sections[0].text
+    assert "could not be recovered (IndexError)" in paper.warnings[0]

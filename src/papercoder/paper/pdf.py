@@ -124,6 +124,9 @@ def read_pdf(path: Path, data: bytes | None = None, *, source: str | None = None
         except Exception:  # noqa: BLE001
             pass
     n_pages = len(lay.pages)
+    if lay.failed_pages and len(lay.failed_pages) == n_pages:
+        raise PaperError(f"{name} is damaged and none of its pages can be read; download it "
+                         "again or give the LaTeX source.")
     chars = sum(len(ln.text) for page in lay.pages for ln in page)
     if chars < 100 * n_pages:
         raise PaperError(f"{name} has no text layer (a scanned PDF?); give the LaTeX source "
@@ -131,11 +134,29 @@ def read_pdf(path: Path, data: bytes | None = None, *, source: str | None = None
     if noise.count:
         warnings_out.append(f"pypdf reported {noise.count} problem(s) in the file; some text "
                             "may be missing.")
+    if lay.failed_pages:
+        listed = ", ".join(str(n) for n in lay.failed_pages[:10])
+        more = "…" if len(lay.failed_pages) > 10 else ""
+        warnings_out.append(f"Page(s) {listed}{more} could not be read; their text is "
+                            "missing.")
     if lay.rotated_chars > 500:
         warnings_out.append(f"{lay.rotated_chars} characters of rotated text (landscape "
                             "tables or figures) were left out.")
-    paper = build_paper(lay, outline, meta_title=meta_title)
+    try:
+        paper = build_paper(lay, outline, meta_title=meta_title)
+    except Exception as e:  # noqa: BLE001 - an odd layout must not cost the user the text
+        paper = _plain_paper(lay, meta_title)
+        warnings_out.append(f"The structure of the PDF could not be recovered "
+                            f"({type(e).__name__}); the text is given as one section.")
     paper.source = name
     paper.source_format = "pdf"
     paper.warnings = warnings_out + paper.warnings
     return paper
+
+
+def _plain_paper(lay: Any, meta_title: str) -> Paper:
+    from papercoder.paper.model import Section
+
+    text = "\n".join(ln.text for page in lay.pages for ln in page)
+    first = next((ln.text for page in lay.pages for ln in page), "Untitled")
+    return Paper(title=meta_title or first[:200], sections=[Section(heading="Text", text=text)])

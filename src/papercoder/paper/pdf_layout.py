@@ -74,6 +74,8 @@ class Layout:
     """Running headers, footers and page numbers removed."""
     rotated_chars: int = 0
     """Characters of rotated text left out (margin stamps, landscape tables)."""
+    failed_pages: list[int] = field(default_factory=list)
+    """1-based numbers of pages pypdf could not read."""
 
 
 # -- fonts --------------------------------------------------------------------------------
@@ -446,14 +448,21 @@ def layout(reader: Any) -> Layout:
     pages: list[list[Line]] = []
     two = 0
     dropped_numbers = 0
-    for i, page in enumerate(reader.pages):
-        box = page.mediabox
-        x_off, y_off = float(box.left), float(box.bottom)
-        w, h = float(box.width), float(box.height)
+    failed: list[int] = []
+    for i in range(len(reader.pages)):
+        try:
+            page = reader.pages[i]
+            box = page.mediabox
+            x_off, y_off = float(box.left), float(box.bottom)
+            w, h = float(box.width), float(box.height)
+            runs = page_runs(page, fonts)
+            if sum(len(r.text) for r in runs) < 200 and has_forms(page):
+                runs = page_runs(page, fonts, forms=True)
+        except Exception:  # noqa: BLE001 - pypdf raises many kinds on a damaged page
+            failed.append(i + 1)
+            pages.append([])
+            continue
         width, height = max(width, w), max(height, h)
-        runs = page_runs(page, fonts)
-        if sum(len(r.text) for r in runs) < 200 and has_forms(page):
-            runs = page_runs(page, fonts, forms=True)
         for r in runs:
             r.x0 -= x_off
             r.x1 -= x_off
@@ -467,5 +476,6 @@ def layout(reader: Any) -> Layout:
         pages.append(_page_lines(i, bands, gutter))
     dropped = _drop_running(pages, height or 792.0) + dropped_numbers
     body = sizes.most_common(1)[0][0] if sizes else 10.0
-    return Layout(pages=pages, width=width, height=height, body_size=body,
-                  two_column_pages=two, dropped_lines=dropped, rotated_chars=fonts.rotated)
+    return Layout(pages=pages, width=width or 612.0, height=height or 792.0, body_size=body,
+                  two_column_pages=two, dropped_lines=dropped, rotated_chars=fonts.rotated,
+                  failed_pages=failed)
