@@ -159,3 +159,29 @@ def test_tar_reader_does_not_extract_to_disk(tmp_path: Path, monkeypatch) -> Non
     project = project_from_archive(arxiv_archive(), "a.tar.gz")
     assert "main.tex" in project.files
     assert io  # imported for the archive helpers
+
+
+def test_theorems_lists_code_and_algorithms(tmp_path: Path) -> None:
+    tex = r"""\documentclass{article}\title{Bits}\begin{document}
+\section{Odd}
+\begin{theorem}[Main]\label{thm:x} For all $x$, $f(x)\ge 0$.\end{theorem}
+\begin{proof} Trivial. \end{proof}
+\begin{enumerate}\item one \begin{itemize}\item nested\end{itemize}\item two\end{enumerate}
+\begin{lstlisting}[language=Python]
+def f(x): return x % 2
+\end{lstlisting}
+\begin{algorithm}\caption{Train}\label{alg:t}\begin{algorithmic}[1]
+\Require data $D$
+\For{$t=1..T$} \State update $\theta$ \EndFor
+\end{algorithmic}\end{algorithm}
+See \autoref{thm:x} and Algorithm~\ref{alg:t}.
+\end{document}"""
+    (tmp_path / "b.tex").write_text(tex)
+    text = load_paper(tmp_path / "b.tex").sections[0].text
+    assert "**Theorem 1 (Main).** For all $x$, $f(x)\\ge 0$." in text
+    assert "*Proof.* Trivial." in text
+    assert "1. one\n  - nested\n2. two" in text
+    assert "```\ndef f(x): return x % 2\n```" in text
+    assert ("Algorithm 1: Train\n\n```\nRequire: data $D$\nfor $t=1..T$ do\nupdate $\\theta$\n"
+            "end for\n```") in text
+    assert "See Theorem 1 and Algorithm 1." in text

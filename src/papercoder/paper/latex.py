@@ -6,6 +6,7 @@ from __future__ import annotations
 import posixpath
 import re
 
+from papercoder.errors import PaperError
 from papercoder.paper import latex_macros
 from papercoder.paper.latex_lex import find_env, read_group, read_optional, strip_comments
 from papercoder.paper.latex_source import Project, find_main, flatten
@@ -44,6 +45,17 @@ def _command_arg(text: str, name: str) -> tuple[str, int, int] | None:
 
 
 def read_latex(project: Project, *, prefer: str | None = None) -> Paper:
+    """Read a LaTeX project; unexpected markup becomes one clear error, not a traceback."""
+    try:
+        return _read_latex(project, prefer)
+    except PaperError:
+        raise
+    except (RecursionError, IndexError, KeyError, ValueError, TypeError, AttributeError) as e:
+        raise PaperError(f"The LaTeX of {project.name} could not be converted "
+                         f"({type(e).__name__}); give the paper's PDF instead.") from None
+
+
+def _read_latex(project: Project, prefer: str | None) -> Paper:
     main = find_main(project, prefer)
     text = flatten(project, main)
     macros = _package_macros(project, text)

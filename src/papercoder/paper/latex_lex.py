@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+_VERBATIM = re.compile(r"\\begin\s*\{(verbatim\*?|lstlisting|minted|Verbatim|alltt)\}")
 _COMMENT_ENV = re.compile(r"\\begin\{comment\}.*?\\end\{comment\}", re.S)
 _IFFALSE = re.compile(r"\\iffalse\b.*?\\fi\b", re.S)
 
@@ -28,7 +29,21 @@ def strip_comments(text: str) -> str:
     """
     out: list[str] = []
     join = False
+    verbatim: str | None = None
     for line in text.split("\n"):
+        if verbatim is not None:  # % is a character in verbatim text
+            out.append(line)
+            if re.search(r"\\end\s*\{" + re.escape(verbatim) + r"\}", line):
+                verbatim = None
+            continue
+        v = _VERBATIM.search(line)
+        if v and not re.search(r"\\end\s*\{" + re.escape(v.group(1)) + r"\}", line[v.end():]):
+            if join and out:
+                out[-1] += line[:v.start()].lstrip(" \t") + line[v.start():]
+            else:
+                out.append(line)
+            verbatim, join = v.group(1), False
+            continue
         if not line.strip():  # an empty line is a paragraph break, even after a comment
             out.append("")
             join = False

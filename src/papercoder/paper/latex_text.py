@@ -108,6 +108,7 @@ class Context:
     table: int = 0
     equation: int = 0
     algorithm: int = 0
+    theorems: dict[str, int] = field(default_factory=dict)
     appendix: bool = False
     equations: list[str] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
@@ -117,6 +118,7 @@ class Context:
 
     def reset(self) -> None:
         self.figure = self.table = self.equation = self.algorithm = 0
+        self.theorems = {}
         self.equations, self.figures, self.tables = [], [], []
 
 
@@ -176,7 +178,13 @@ class Converter:
             return self.algorithm(name, body)
         if base.lower() in _THEOREMS or base.lower().rstrip("s") in _THEOREMS:
             title, body = _take_optional(body)
-            label = base.capitalize() + (f" ({self.inline(title)})" if title else "")
+            label = base.capitalize()
+            if base.lower() != "proof" and not name.endswith("*"):
+                n = self.ctx.theorems[base.lower()] = self.ctx.theorems.get(base.lower(), 0) + 1
+                label += f" {n}"
+                for lab in _own_labels(body):
+                    self._label(lab, str(n), base.lower())
+            label += f" ({self.inline(title)})" if title else ""
             inner = self.convert(body)
             style = "*" if base.lower() == "proof" else "**"
             return f"\n\n{style}{label}.{style} {inner}\n\n"
@@ -224,12 +232,12 @@ class Converter:
         return f"\n\n$$\n{latex}{tag}\n$${suffix}\n\n"
 
     def listing(self, body: str, marker: str, description: bool) -> str:
-        parts = re.split(r"\\item(?![A-Za-z])", body)
+        parts = _top_level_items(body)
         lines: list[str] = []
         for n, part in enumerate(parts[1:], start=1):
             label, part = _take_optional(part)
             text = self.convert(part).strip()
-            text = re.sub(r"\n\n+", "\n\n  ", text)
+            text = re.sub(r"\n+", "\n  ", text)  # nested paragraphs and lists, indented
             bullet = f"{n}." if marker == "1." else "-"
             if label:
                 text = f"**{self.inline(label).strip()}** {text}"
@@ -329,6 +337,10 @@ class Converter:
             head = f"Algorithm {self.ctx.algorithm}: {caption}\n\n"
             for lab in labels:
                 self._label(lab.strip(), str(self.ctx.algorithm), "algorithm")
+        # algorithmic inside the algorithm float: one block, not a block in a block.
+        body = re.sub(r"\\begin\s*\{algorithmic\*?\}(\s*\[[^\]]*\])?|\\end\s*\{algorithmic\*?\}",
+                      "\n\n", body)
+        body = re.sub(r"^\s*\[[^\]]*\]", "", body)  # algorithmic's own [1]
         body = re.sub(r"\\caption\*?\s*(\[[^\]]*\])?\s*\{", r"\\@capdrop{", body)
         body = _drop_command(body, "@capdrop", 1)
         steps = {
@@ -527,11 +539,36 @@ class Converter:
             elif _REFS[kind] == "auto":
                 word = {"section": "Appendix" if num[:1].isalpha() else "Section",
                         "figure": "Figure", "table": "Table",
-                        "algorithm": "Algorithm"}.get(what, "")
+                        "algorithm": "Algorithm"}.get(what, what.capitalize())
                 out.append(f"{word} {num}".strip())
             else:
                 out.append(num)
         return ", ".join(out)
+
+
+def _top_level_items(body: str) -> list[str]:
+    """The text before the first \\item, then each item, ignoring items of nested lists."""
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    for m in re.finditer(r"\\(begin|end)\s*\{[^}]*\}|\\item(?![A-Za-z])", body):
+        tok = m.group(1)
+        if tok == "begin":
+            depth += 1
+        elif tok == "end":
+            depth -= 1
+        elif depth == 0:
+            parts.append(body[start:m.start()])
+            start = m.end()
+    parts.append(body[start:])
+    return parts
+
+
+def _own_labels(body: str) -> list[str]:
+    """Labels of an environment itself, not of equations or floats inside it."""
+    outer = re.sub(r"\\begin\s*\{(equation|align|gather|multline|eqnarray|figure|table)"
+                   r"(\*?)\}.*?\\end\s*\{\1\2\}", "", body, flags=re.S)
+    return [lab.strip() for lab in re.findall(r"\\label\s*\{([^}]*)\}", outer)]
 
 
 def _take_optional(text: str) -> tuple[str | None, str]:
@@ -604,14 +641,19 @@ def _plain(text: str) -> str:
 
 
 def _tidy(text: str) -> str:
-    lines = [re.sub(r"[ \t]+", " ", ln).strip() for ln in text.split("\n")]
+    lines = []
+    for ln in text.split("\n"):
+        indent = re.match(r"^( +)(?=- |\d+\. )", ln)  # nested list items keep their indent
+        ln = re.sub(r"[ \t]+", " ", ln).strip()
+        lines.append((indent.group(1) if indent else "") + ln)
     text = "\n".join(lines)
     text = re.sub(r"\n{3,}", "\n\n", text)
     # Single line breaks inside a paragraph are soft: join them, except in lists, tables,
     # code and display math.
     paras = []
     for p in text.split("\n\n"):
-        if p.startswith(("```", "$$", "|", "- ", "1. ")) or "\n- " in p or "\n|" in p or \
+        if p.lstrip().startswith(("```", "$$", "|", "- ", "1. ")) or "\n- " in p or \
+                "\n|" in p or "\n  - " in p or \
                 re.search(r"^\d+\. ", p, re.M) or "\n$$" in p:
             paras.append(p)
         else:
