@@ -11,10 +11,17 @@ ARGS   ?=
 
 .PHONY: run test lint bench clean
 
+# llama.cpp's AMX matmul kernels crash (general protection fault in ldtilecfg) on this
+# machine kind; on x86-64 build llama-cpp-python without them (the rest stays -march=native).
+ifeq ($(shell uname -m),x86_64)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+endif
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[local,test]'
+	CFLAGS="$$CFLAGS $(NO_AMX)" CXXFLAGS="$$CXXFLAGS $(NO_AMX)" \
+	  $(PY) -m pip install -q -e '.[local,test]'
 	touch $@
 
 run: $(VENV)/.installed
