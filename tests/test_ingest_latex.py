@@ -185,3 +185,15 @@ See \autoref{thm:x} and Algorithm~\ref{alg:t}.
     assert ("Algorithm 1: Train\n\n```\nRequire: data $D$\nfor $t=1..T$ do\nupdate $\\theta$\n"
             "end for\n```") in text
     assert "See Theorem 1 and Algorithm 1." in text
+
+
+def test_title_block_line_breaks_and_dings(tmp_path: Path) -> None:
+    tex = (r"\begin{document}\begin{center}{\LARGE \textbf{Wavelet Skips\\[4pt] for "
+           r"Segmentation}}\\[20pt]\today\end{center}\section{A}"
+           "\n" r"\begin{tabular}{lc}Ours & \ding{51} \\ Old & \ding{55}\end{tabular}"
+           "\n" r"Then \[ a=b \] and\\[2pt] more.\end{document}")
+    (tmp_path / "t.tex").write_text(tex)
+    paper = load_paper(tmp_path / "t.tex")
+    assert paper.title == "Wavelet Skips for Segmentation"
+    assert paper.equations == ["a=b"]
+    assert "| Ours | ✓ |\n|---|---|\n| Old | ✗ |" in paper.to_markdown()

@@ -115,6 +115,11 @@ def _read_latex(project: Project, prefer: str | None) -> Paper:
     if references:
         sections.append(Section(heading="References", level=1, kind="references",
                                 text="\n".join(f"- {r}" for r in references)))
+    if not title and sections and sections[0].heading == "Preface":
+        # A hand-made title block: a bold first line before the first section.
+        m = re.match(r"\*\*(.{3,200}?)\*\*(?:\n|$)", sections[0].text)
+        if m:
+            title = m.group(1).strip()
     if not title:
         title = next((s.heading for s in sections if s.heading != "Preface"),
                      posixpath.basename(main))

@@ -131,7 +131,7 @@ class Converter:
         """LaTeX (no sectioning commands) to Markdown paragraphs."""
         out: list[str] = []
         pos = 0
-        display = re.compile(r"\\begin\s*\{([A-Za-z0-9*]+)\}|\\\[|(?<!\\)\$\$")
+        display = re.compile(r"\\begin\s*\{([A-Za-z0-9*]+)\}|(?<!\\)\\\[|(?<!\\)\$\$")
         while True:
             m = display.search(text, pos)
             if m is None:
@@ -485,6 +485,11 @@ class Converter:
                 return "", i
             label = self.inline(g2[0]).strip()
             return (f"{label} ({g1[0]})" if label != g1[0] else g1[0]), g2[1]
+        if bare == "ding":
+            g = read_group(text, i)
+            if g is None:
+                return "", i
+            return {"51": "✓", "52": "✓", "55": "✗", "56": "✗"}.get(g[0].strip(), ""), g[1]
         if bare == "texorpdfstring":
             g1 = read_group(text, i)
             g2 = read_group(text, g1[1]) if g1 else None
