@@ -19,6 +19,8 @@ from typing import Any
 
 _BOLD = re.compile(r"bold|medi|semibold|demi|black|heavy|cmbx|cmb\d|bx\d|-b$|\.b$", re.I)
 _ITALIC = re.compile(r"ital|oblique|slant|cmti|cmsl|-i$", re.I)
+_MONO = re.compile(r"courier|mono|cmtt|typewriter|consol|menlo|inconsolata|lmtt|sfmono|txtt|"
+                   r"beramono|nimbusmon|dejavusansm|liberationmono|sourcecodepro", re.I)
 _MATH = re.compile(r"cmmi|cmsy|cmex|msbm|msam|cmbsy|math|symbol|rsfs|eufm|eusm|stmary|wasy"
                    r"|bbm|dsrom|mnsymbol|txsy|pxsy|txex|pxex|cmmib", re.I)
 _DIGITS = re.compile(r"\d+")
@@ -39,6 +41,8 @@ class Run:
     math: bool
     seq: int = 0
     """Position in the content stream."""
+    mono: bool = False
+    """Set in a typewriter (code) font."""
 
 
 @dataclass
@@ -56,6 +60,8 @@ class Line:
     """Share of letters set in a bold font."""
     math: float
     """Share of characters set in a math font."""
+    mono: float = 0.0
+    """Share of characters set in a typewriter font."""
     column: int = 0
     """0 for one-column pages and full-width lines, 1 left, 2 right."""
     segments: int = 1
@@ -83,15 +89,15 @@ class _Fonts:
     """Width tables and style flags per font resource, built once per resource."""
 
     def __init__(self) -> None:
-        self._cache: dict[int, tuple[Any, dict[str, float], float, bool, bool, bool]] = {}
+        self._cache: dict[int, tuple[Any, dict[str, float], float, bool, bool, bool, bool]] = {}
         self.rotated = 0
         """Characters of rotated text seen (and left out)."""
 
-    def info(self, fd: Any) -> tuple[dict[str, float], float, bool, bool, bool]:
+    def info(self, fd: Any) -> tuple[dict[str, float], float, bool, bool, bool, bool]:
         key = id(fd)
         hit = self._cache.get(key)
         if hit is not None and hit[0] is fd:
-            return hit[1], hit[2], hit[3], hit[4], hit[5]
+            return hit[1], hit[2], hit[3], hit[4], hit[5], hit[6]
         widths: dict[str, float] = {}
         default = 500.0
         name = ""
@@ -111,8 +117,9 @@ class _Fonts:
         bold = bool(_BOLD.search(base)) or weight >= 600 or bool(flags & (1 << 18))
         italic = bool(_ITALIC.search(base)) or bool(flags & (1 << 6))
         math = bool(_MATH.search(base))
-        self._cache[key] = (fd, widths, default, bold, italic, math)
-        return widths, default, bold, italic, math
+        mono = bool(_MONO.search(base)) or bool(flags & 1)
+        self._cache[key] = (fd, widths, default, bold, italic, math, mono)
+        return widths, default, bold, italic, math, mono
 
 
 def _width_table(fd: Any) -> tuple[dict[str, float], float]:
@@ -212,13 +219,13 @@ def page_runs(page: Any, fonts: _Fonts, *, forms: bool = False) -> list[Run]:
         size = float(fs) * m[3]
         if size < 1:
             return
-        widths, default, bold, italic, math = fonts.info(fd)
+        widths, default, bold, italic, math, mono = fonts.info(fd)
         body = text.strip()
         units = sum(widths.get(c, default) for c in body)
         x0 = m[4]
         x1 = x0 + units / 1000.0 * float(fs) * m[0]
         run = Run(x0, x1, m[5], size, body if text[0] != " " else " " + body, bold, italic, math,
-                  seq=len(order))
+                  seq=len(order), mono=mono)
         order.append(run)
         (stack[-1][1] if stack else runs).append(run)
 
@@ -290,13 +297,15 @@ def _join_runs(runs: list[Run], size: float, y: float) -> str:
 def _make_line(page: int, runs: list[Run], column: int = 0) -> Line:
     runs = sorted(runs, key=lambda r: r.x0)
     chars = Counter[float]()
-    bold = letters = mathc = total = 0
+    bold = letters = mathc = monoc = total = 0
     for r in runs:
         n = len(r.text.strip())
         chars[round(r.size, 1)] += n
         total += n
         if r.math:
             mathc += n
+        if r.mono:
+            monoc += n
         lt = sum(1 for c in r.text if c.isalpha())
         letters += lt
         if r.bold:
@@ -308,7 +317,7 @@ def _make_line(page: int, runs: list[Run], column: int = 0) -> Line:
     return Line(page=page, x0=runs[0].x0, x1=max(r.x1 for r in runs), y=y, size=size,
                 text=_join_runs(runs, size, y), bold=bold / letters if letters else 0.0,
                 math=mathc / total if total else 0.0, column=column, segments=gaps + 1,
-                runs=runs)
+                runs=runs, mono=monoc / total if total else 0.0)
 
 
 def _crosses(r: Run, x: float) -> bool:

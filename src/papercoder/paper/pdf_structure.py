@@ -106,7 +106,10 @@ class _Doc:
         return self.edges.get((ln.page, ln.column), (ln.x0, ln.x1))
 
     def styled(self, ln: Line) -> bool:
-        """Set apart like a heading: bold, larger, or in capitals / small capitals."""
+        """Set apart like a heading: bold, larger, or in capitals / small capitals (not in
+        a typewriter font: that is code)."""
+        if ln.mono > 0.5:
+            return False
         if (ln.bold >= 0.85 and ln.size >= self.body - 1.3) or ln.size >= self.body + 1.4:
             return True
         return self.capitals(ln)
