@@ -96,6 +96,7 @@ def _scanned(p: Path) -> Path:
     ("missing", "does not exist"),
     ("unsupported", "unsupported format"),
     ("bad_json", "is not valid JSON"),
+    ("other_url", "Only arXiv links can be fetched"),
 ])
 def test_bad_inputs_fail_with_one_sentence(tmp_path: Path, case: str, expect: str) -> None:
     good = make_pdf(tmp_path / "good.pdf").read_bytes()
@@ -123,6 +124,8 @@ def test_bad_inputs_fail_with_one_sentence(tmp_path: Path, case: str, expect: st
     elif case == "bad_json":
         p = tmp_path / "paper.json"
         p.write_text("{not json")
+    if case == "other_url":
+        p = "https://openreview.net/pdf?id=abc"  # type: ignore[assignment]
     out = one_sentence(ingest(str(p)))
     assert expect in out
 

@@ -61,6 +61,9 @@ def load_paper(source: str | Path, *, extractor: str = "pypdf") -> Paper:
         ident = parse_arxiv_id(text)
         if ident is not None:
             return load_arxiv(ident)
+        if text.lower().startswith(("http://", "https://")):
+            raise PaperError(f"Only arXiv links can be fetched ({text} is not one); download "
+                             "the paper and give its path.")
         raise PaperError(f"The paper {p} does not exist; check the path (or give an arXiv id "
                          "like arxiv:1706.03762).")
     if p.is_dir():
