@@ -137,3 +137,70 @@ def find_env(text: str, name: str, start: int = 0) -> tuple[int, int, int, int] 
         if depth == 0:
             return m.start(), m.end(), t.start(), t.end()
     return m.start(), m.end(), len(text), len(text)
+
+
+def top_level_items(body: str) -> list[str]:
+    """The text before the first \\item, then each item, ignoring items of nested lists."""
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    for m in re.finditer(r"\\(begin|end)\s*\{[^}]*\}|\\item(?![A-Za-z])", body):
+        tok = m.group(1)
+        if tok == "begin":
+            depth += 1
+        elif tok == "end":
+            depth -= 1
+        elif depth == 0:
+            parts.append(body[start:m.start()])
+            start = m.end()
+    parts.append(body[start:])
+    return parts
+
+
+def own_labels(body: str) -> list[str]:
+    """Labels of an environment itself, not of equations or floats inside it."""
+    outer = re.sub(r"\\begin\s*\{(equation|align|gather|multline|eqnarray|figure|table)"
+                   r"(\*?)\}.*?\\end\s*\{\1\2\}", "", body, flags=re.S)
+    return [lab.strip() for lab in re.findall(r"\\label\s*\{([^}]*)\}", outer)]
+
+
+def take_optional(text: str) -> tuple[str | None, str]:
+    """A leading [...] argument and the text after it."""
+    opt, i = read_optional(text, 0)
+    return (opt, text[i:]) if opt is not None else (None, text)
+
+
+def split_cells(row: str) -> list[str]:
+    cells, depth, cur = [], 0, []
+    i = 0
+    while i < len(row):
+        c = row[i]
+        if c == "\\" and i + 1 < len(row):
+            cur.append(row[i:i + 2])
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+        if c == "&" and depth == 0:
+            cells.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    cells.append("".join(cur))
+    return cells
+
+
+def drop_command(text: str, name: str, nargs: int) -> str:
+    pat = re.compile(r"\\" + re.escape(name) + r"(?![A-Za-z])")
+    while (m := pat.search(text)) is not None:
+        i = m.end()
+        for _ in range(nargs):
+            g = read_group(text, i)
+            if g is None:
+                break
+            i = g[1]
+        text = text[:m.start()] + text[i:]
+    return text

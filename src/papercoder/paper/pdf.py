@@ -12,8 +12,9 @@ from typing import Any
 
 from papercoder.errors import PaperError
 from papercoder.paper.model import Paper
+from papercoder.paper.pdf_headings import OutlineEntry
 from papercoder.paper.pdf_layout import layout
-from papercoder.paper.pdf_structure import OutlineEntry, build_paper
+from papercoder.paper.pdf_structure import build_paper
 
 
 class _Counter(logging.Handler):
