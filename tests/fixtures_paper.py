@@ -61,6 +61,8 @@ class PdfSpec:
     """Write the right column into the content stream before the left one."""
     line_numbers: bool = False
     """Number the lines in the left margin, like a review copy."""
+    wide_table: bool = False
+    """A table across both columns at the top of page 2 (cells clear of the gutter)."""
     sections: list[tuple[str, int]] = field(default_factory=lambda: [
         ("1 Introduction", 1), ("2 Method", 1), ("2.1 Model", 2), ("3 Experiments", 1),
         ("4 Conclusion", 1)])
@@ -140,11 +142,11 @@ def _flow(pdf: FPDF, spec: PdfSpec, blocks: list[tuple[str, str, int]],
         need = len(lines) * 13 + (12 if kind in ("heading", "caption", "equation") else 6)
         if y + need > bottom:
             col += 1
-            y = top if len(pages) == 1 else 70.0
+            y = top if len(pages) == 1 else _page_top(spec, len(pages) - 1)
             if col == len(columns):
                 pages.append([[] for _ in columns])
                 col = 0
-                y = 70.0
+                y = _page_top(spec, len(pages) - 1)
         pages[-1][col].append((kind, text, level, y))
         y += need
     for p, page in enumerate(pages):
@@ -157,6 +159,11 @@ def _flow(pdf: FPDF, spec: PdfSpec, blocks: list[tuple[str, str, int]],
                         pdf.set_xy(x, yy)
                         pdf.start_section(text.split(" ", 1)[-1] if text[0].isdigit()
                                           else text, level=level - 1)
+        if spec.wide_table and p == 1:
+            pdf.set_font("Helvetica", "", 9)
+            for k, row in enumerate(WIDE_TABLE):
+                for x, cell in zip((60, 140, 220, 330, 410, 490), row, strict=True):
+                    pdf.text(x, 80 + 13 * k, cell)
         if spec.line_numbers:
             pdf.set_font("Helvetica", "", 7)
             for k, yy in enumerate(range(int(top if p == 0 else 70), int(pdf.h - 80), 13)):
@@ -169,6 +176,16 @@ def _flow(pdf: FPDF, spec: PdfSpec, blocks: list[tuple[str, str, int]],
             x, w = columns[c]
             for kind, text, level, yy in page[c]:
                 _draw(pdf, spec, kind, text, level, x, w, yy)
+
+
+WIDE_TABLE = [("Method", "Acc", "F1", "Time", "Memory", "Params"),
+              ("Ours", "91.2", "88.0", "1.2h", "12GB", "7B"),
+              ("Baseline", "85.1", "80.3", "3.4h", "20GB", "7B"),
+              ("Small", "80.0", "75.5", "0.9h", "8GB", "1B")]
+
+
+def _page_top(spec: PdfSpec, page: int) -> float:
+    return 70.0 + (13 * len(WIDE_TABLE) + 30 if spec.wide_table and page == 1 else 0)
 
 
 def _wrap(pdf: FPDF, text: str, kind: str, width: float) -> list[str]:

@@ -86,6 +86,14 @@ def test_two_columns_are_read_left_then_right(tmp_path: Path, outline: bool) -> 
     assert positions == sorted(positions)
 
 
+def test_full_width_table_on_a_two_column_page_keeps_its_rows(tmp_path: Path) -> None:
+    paper = read_pdf(make_pdf(tmp_path / "p.pdf", PdfSpec(two_columns=True, wide_table=True)))
+    _check_common(paper)
+    md = paper.to_markdown()
+    assert ("Method Acc F1 Time Memory Params\nOurs 91.2 88.0 1.2h 12GB 7B\n"
+            "Baseline 85.1 80.3 3.4h 20GB 7B\nSmall 80.0 75.5 0.9h 8GB 1B") in md
+
+
 def test_stream_order_does_not_matter(tmp_path: Path) -> None:
     a = read_pdf(make_pdf(tmp_path / "a.pdf", PdfSpec(two_columns=True)))
     b = read_pdf(make_pdf(tmp_path / "b.pdf", PdfSpec(two_columns=True,

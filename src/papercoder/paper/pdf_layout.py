@@ -196,6 +196,44 @@ def _centred(band: list[Run], gutter: float, left_edge: float) -> bool:
     return gap < 3 * size and indent > 0.25 * (gutter - left_edge)
 
 
+def _wide_rows(bands: list[list[Run]], gutter: float, right_edge: float, body: float
+               ) -> set[int]:
+    """Rows of a full-width table on a two-column page, for at least three rows in a row:
+    runs on both sides of the gutter, the left part stopping short of it, and the right
+    part starting away from the right column's margin, or made of separate cells, or set
+    smaller than the page's body text."""
+    def row(b: list[Run]) -> bool:
+        lr = [r for r in b if r.x1 <= gutter + 1]
+        rr = [r for r in b if r.x1 > gutter + 1]
+        if not lr or not rr:
+            return any(_crosses(r, gutter) for r in b)
+        size = max(r.size for r in b)
+        if max(r.x1 for r in lr) >= gutter - 1.5 * size:
+            return False  # the left part runs up to the gutter: column text
+        rr.sort(key=lambda r: r.x0)
+        cells = any(q.x0 - p.x1 > 1.5 * size for p, q in pairwise(rr))
+        small = max(r.size for r in b) < body - 0.5
+        return min(r.x0 for r in rr) > right_edge + 1.5 * size or cells or small
+
+    flags = [row(b) for b in bands]
+    for k in range(1, len(flags) - 1):  # a row label or a rule-less row between two rows
+        if not flags[k] and flags[k - 1] and flags[k + 1]:
+            flags[k] = True
+    out: set[int] = set()
+    k = 0
+    while k < len(flags):
+        if not flags[k]:
+            k += 1
+            continue
+        j = k
+        while j < len(flags) and flags[j]:
+            j += 1
+        if j - k >= 3:
+            out.update(range(k, j))
+        k = j
+    return out
+
+
 def _page_lines(page: int, bands: list[list[Run]], gutter: float | None) -> list[Line]:
     """Lines in reading order: full-width lines split the page into zones; in each zone
     the left column comes before the right one."""
@@ -206,8 +244,14 @@ def _page_lines(page: int, bands: list[list[Run]], gutter: float | None) -> list
     right: list[Line] = []
     starts = sorted(min(r.x0 for r in b) for b in bands if any(r.x1 <= gutter for r in b))
     left_edge = starts[len(starts) // 10] if starts else 0.0
-    for b in bands:
-        if any(_crosses(r, gutter) for r in b) or _centred(b, gutter, left_edge):
+    rstarts = sorted(min(r.x0 for r in b if r.x0 > gutter) for b in bands
+                     if any(r.x0 > gutter for r in b))
+    right_edge = rstarts[len(rstarts) // 10] if rstarts else gutter
+    sizes = Counter(round(r.size, 1) for b in bands for r in b for _ in r.text)
+    body = sizes.most_common(1)[0][0] if sizes else 10.0
+    wide = _wide_rows(bands, gutter, right_edge, body)
+    for k, b in enumerate(bands):
+        if any(_crosses(r, gutter) for r in b) or _centred(b, gutter, left_edge) or k in wide:
             out += left + right
             left, right = [], []
             out.append(_make_line(page, b, 0))

@@ -132,10 +132,18 @@ def _blocks(doc: Doc, lines: list[Line]) -> list[_Block]:
             assert prev_block is not None
             prev_block.lines.append(ln)
     for b in blocks:
-        if b.kind == "text" and len(b.lines) >= 2 and \
-                sum(1 for ln in b.lines if ln.segments >= 3) >= len(b.lines) / 2:
+        if b.kind == "text" and len(b.lines) >= 2 and (
+                sum(1 for ln in b.lines if ln.segments >= 3) >= len(b.lines) / 2
+                or sum(1 for ln in b.lines if _numeric_row(ln.text)) >= 0.6 * len(b.lines)):
             b.kind = "grid"
     return blocks
+
+
+def _numeric_row(text: str) -> bool:
+    """A table row: several numbers and little prose."""
+    tokens = text.split()
+    nums = sum(1 for t in tokens if re.fullmatch(r"[-+±]?[\d.,]+%?|[\d.]+/[\d./]+|-", t))
+    return nums >= 2 and nums >= 0.4 * len(tokens)
 
 
 def _block_text(b: _Block, vocab: Vocabulary) -> str:
