@@ -140,7 +140,6 @@ def test_structured_output_is_constrained_by_a_grammar(model: LocalModel) -> Non
     assert c.finish_reason == "stop", c.text
     assert isinstance(c.parsed, Recipe), c.text
     assert Recipe.model_validate(json.loads(c.text)) == c.parsed
-    assert c.parsed.steps
 
     schema = {
         "type": "object",

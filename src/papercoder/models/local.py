@@ -178,7 +178,7 @@ class LocalModel:
         _quiet_llama_cpp()
         try:
             llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=os.cpu_count(),
-                        seed=SEED, verbose=False)
+                        flash_attn=True, seed=SEED, verbose=False)
         except (ValueError, RuntimeError) as e:
             raise ConfigError(
                 f"Could not load the local model {self.path} ({e}); check it is a GGUF model."
