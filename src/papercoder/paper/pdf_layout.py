@@ -198,10 +198,10 @@ def _centred(band: list[Run], gutter: float, left_edge: float) -> bool:
 
 def _wide_rows(bands: list[list[Run]], gutter: float, right_edge: float, body: float
                ) -> set[int]:
-    """Rows of a full-width table on a two-column page, for at least three rows in a row:
-    runs on both sides of the gutter, the left part stopping short of it, and the right
-    part starting away from the right column's margin, or made of separate cells, or set
-    smaller than the page's body text."""
+    """Rows of a full-width table on a two-column page, at least three in a row and half of
+    them holding numbers: runs on both sides of the gutter, the left part stopping short of
+    it, and the right part starting away from the right column's margin, or made of
+    separate cells, or set smaller than the page's body text."""
     def row(b: list[Run]) -> bool:
         lr = [r for r in b if r.x1 <= gutter + 1]
         rr = [r for r in b if r.x1 > gutter + 1]
@@ -228,10 +228,20 @@ def _wide_rows(bands: list[list[Run]], gutter: float, right_edge: float, body: f
         j = k
         while j < len(flags) and flags[j]:
             j += 1
-        if j - k >= 3:
+        numeric = sum(1 for b in bands[k:j] if _has_number(b))
+        if j - k >= 3 and numeric >= (j - k) / 2:
             out.update(range(k, j))
         k = j
     return out
+
+
+_NUMBER = re.compile(r"[-+±]?(\d+[.,]\d+|\d{2,})%?|\d[\d.]*/[\d./]+")
+
+
+def _has_number(band: list[Run]) -> bool:
+    """A table cell's number: a token that is nothing but a number ("87.6", "100.0%"; not a
+    lone digit, which is as likely a subscript)."""
+    return any(_NUMBER.fullmatch(t) for r in band for t in r.text.split())
 
 
 def _page_lines(page: int, bands: list[list[Run]], gutter: float | None) -> list[Line]:
