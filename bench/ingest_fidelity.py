@@ -14,6 +14,8 @@ reads the PDF and we print:
   dropped, their arguments kept, Greek letters as Unicode, operators that print as words
   such as \\log kept as the word) and Paper.to_markdown(); words
   are maximal runs of Unicode letters or digits, case folded, numbers included.
+- bigram recall (extra, no target): the same overlap for pairs of neighbouring words, so
+  that reading order (columns, floats) shows.
 - display equations: a reference display equation survives when at least 80% of its
   letters and digits (same normalisation, as a multiset) occur inside one window of the
   extraction's letter/digit stream at most 1.5 times the equation's length. The PDF has no
@@ -28,6 +30,7 @@ import sys
 import time
 import unicodedata
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +74,12 @@ def latex_to_text(s: str) -> str:
 def words(text: str) -> Counter[str]:
     t = unicodedata.normalize("NFKC", text).casefold()
     return Counter(re.findall(r"[^\W_]+", t))
+
+
+def bigrams(text: str) -> Counter[tuple[str, str]]:
+    """Pairs of neighbouring words: sensitive to reading order, unlike the bag of words."""
+    w = re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", text).casefold())
+    return Counter(pairwise(w))
 
 
 def chars(text: str) -> list[str]:
@@ -139,6 +148,8 @@ def measure(d: Path) -> dict[str, float | int | str] | None:
     extracted = paper.to_markdown()
     rw, ew = words(latex_to_text(ref_text)), words(extracted)
     common = sum((rw & ew).values())
+    rb, eb = bigrams(latex_to_text(ref_text)), bigrams(extracted)
+    bigram_recall = sum((rb & eb).values()) / max(sum(rb.values()), 1)
     stream = chars(extracted)
     eq_hits = sum(equation_found(chars(latex_to_text(e)), stream) for e in ref_eqs)
     return {
@@ -147,6 +158,7 @@ def measure(d: Path) -> dict[str, float | int | str] | None:
         "heading_recall": hit / max(sum(want.values()), 1),
         "word_recall": common / max(sum(rw.values()), 1),
         "word_precision": common / max(sum(ew.values()), 1),
+        "bigram_recall": bigram_recall,
         "equations": f"{eq_hits}/{len(ref_eqs)}",
         "equation_share": eq_hits / max(len(ref_eqs), 1),
         "s_per_page": elapsed / max(pages, 1),
@@ -171,9 +183,9 @@ def main(argv: list[str]) -> int:
         print("nothing measured")
         return 0
     cols = ["paper", "pages", "headings", "heading_recall", "word_recall", "word_precision",
-            "equations", "s_per_page"]
+            "bigram_recall", "equations", "s_per_page"]
     fmt = {"heading_recall": "{:.3f}", "word_recall": "{:.3f}", "word_precision": "{:.3f}",
-           "s_per_page": "{:.3f}"}
+           "bigram_recall": "{:.3f}", "s_per_page": "{:.3f}"}
     table = [[fmt.get(c, "{}").format(r[c]) for c in cols] for r in rows]
     widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(cols)]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
