@@ -111,6 +111,17 @@ def test_missing_model_gives_one_sentence_config_errors(tmp_path: Path) -> None:
         bad.load()
 
 
+def test_without_llama_cpp_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    with pytest.raises(ConfigError) as e:
+        get_model("local")
+    assert "llama-cpp-python" in str(e.value) and "pip install 'papercoder[local]'" in str(e.value)
+
+
 def test_embedded_notice_says_how_to_choose_a_real_model() -> None:
     line = embedded_notice()
     assert "\n" not in line

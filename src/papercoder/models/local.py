@@ -89,17 +89,23 @@ def _require_llama_cpp() -> None:
         )
 
 
-def _quiet_llama_cpp() -> None:
-    # llama-cpp-python routes llama.cpp's log lines through this logger; keep errors only.
+def _llama_cpp() -> Any:
+    """The llama_cpp module, with llama.cpp's log lines down to errors only."""
+    try:
+        import llama_cpp
+        import llama_cpp.llama  # noqa: F401  (installs llama-cpp-python's log routing)
+    except (ImportError, OSError, RuntimeError) as e:
+        raise ConfigError(
+            f"llama-cpp-python is installed but does not load ({e}); reinstall it with "
+            f"{INSTALL_HINT}."
+        ) from None
     logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+    return llama_cpp
 
 
 def read_context_length(path: Path) -> int | None:
     """The context length a GGUF model was trained for, read from its metadata only."""
-    import llama_cpp
-    import llama_cpp.llama  # noqa: F401  (installs llama-cpp-python's log routing)
-
-    _quiet_llama_cpp()
+    llama_cpp = _llama_cpp()
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
     model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
@@ -171,11 +177,10 @@ class LocalModel:
     def _load_locked(self) -> Any:
         if self._llm is not None:
             return self._llm
-        from llama_cpp import Llama, llama_chat_format
-
+        llama_cpp = _llama_cpp()
+        Llama, llama_chat_format = llama_cpp.Llama, llama_cpp.llama_chat_format
         n_ctx = self.context_window
         started = time.perf_counter()
-        _quiet_llama_cpp()
         try:
             llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=os.cpu_count(),
                         flash_attn=True, seed=SEED, verbose=False)
