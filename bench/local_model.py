@@ -77,6 +77,11 @@ def measure(model: LocalModel) -> None:
     print(f"shared {first.usage.prompt_tokens}-token prefix: first call {first.latency:.2f} s, "
           f"second call {second.latency:.2f} s ({second.usage.cached_prompt_tokens} tokens "
           f"reused) = {first.latency / second.latency:.1f}x faster")
+    third = model.generate([*paper, {"role": "user", "content": "Summarise every section."}],
+                           max_tokens=64, temperature=0.7)
+    print(f"generation after a {third.usage.prompt_tokens}-token prompt (prefix reused): "
+          f"{third.usage.completion_tokens} tokens in {third.latency:.2f} s = "
+          f"{third.usage.completion_tokens / third.latency:.0f} tokens/s")
 
 
 def example_run(timeout: float) -> None:
