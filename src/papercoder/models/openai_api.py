@@ -52,6 +52,8 @@ NO_KEY = "not-needed"
 
 _FORM_HINTS = ("response_format", "json_schema", "json_object", "schema")
 _REFUSED: dict[str, set[str]] = {}
+_CONFIRMED: set[tuple[str | None, str, str]] = set()
+"""(endpoint, model, form) that answered once: later calls get the full retry budget."""
 """endpoint|model -> structured-output forms that endpoint refused; shared by all instances."""
 
 
@@ -164,16 +166,28 @@ class OpenAIModel:
             return Failure("status", status, detail)
         return Failure("malformed", None, f"{type(e).__name__}: {e}")
 
+    def _unproven(self, form: str) -> bool:
+        """A self-hosted endpoint that has not yet answered this form: a 500 there is more
+        likely a refusal than an outage, so it is not retried at length."""
+        return bool(self.endpoint) and "api.openai.com" not in str(self.endpoint) and \
+            (self.endpoint, self.model, form) not in _CONFIRMED
+
     def _is_refusal(self, e: openai.APIStatusError) -> bool:
+        text = f"{e.param or ''} {e.code or ''} {self._detail(e)}".lower()
+        if e.status_code == 500:
+            # llama-cpp-python's server answers an unknown response_format type with a 500
+            # whose body names the field; a plain server error says nothing of the kind.
+            return "response_format" in text
         if e.status_code not in (400, 415, 422, 501):
             return False
-        text = f"{e.param or ''} {e.code or ''} {self._detail(e)}".lower()
         return not looks_like_context_overflow(text) and any(h in text for h in _FORM_HINTS)
 
     async def _create(self, messages: list[dict[str, Any]], params: dict[str, Any],
-                      *, structured: bool) -> Any:
+                      *, structured: bool, probe: bool = False) -> Any:
         try:
             async with self._clients.use() as client:
+                if probe:  # a form this endpoint has not answered yet: do not retry a refusal
+                    client = client.with_options(max_retries=min(self.max_retries, 1))
                 resp = await client.chat.completions.create(
                     model=self.model, messages=messages,  # type: ignore[arg-type]
                     timeout=self.timeout, **params)
@@ -218,7 +232,9 @@ class OpenAIModel:
                     continue
                 try:
                     resp = await self._create(*self._form(form, plain, params, schema),
-                                              structured=form != "instructions")
+                                              structured=form != "instructions",
+                                              probe=self._unproven(form))
+                    _CONFIRMED.add((self.endpoint, self.model, form))
                     break
                 except _Refused as e:
                     # "Invalid schema ..." is about this schema, not the form in general.
