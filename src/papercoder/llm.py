@@ -179,9 +179,11 @@ class Caller:
         temperature: float | None = None,
         max_tokens: int | None = None,
         repairs: int = 2,
+        last_resort: Callable[[Completion, FormatError], Any] | None = None,
     ) -> Completion:
         """One validated answer. ``check`` may raise FormatError or return a value, which is
-        stored in ``completion.parsed``."""
+        stored in ``completion.parsed``. When the last allowed answer still fails,
+        ``last_resort`` may salvage it (return a value) before the run gives up."""
         convo: list[Message] = [dict(m) for m in messages]  # type: ignore[misc]
         for attempt in range(repairs + 1):
             c = await self._exchange(convo, stage=stage, file=file, schema=schema,
@@ -194,6 +196,11 @@ class Caller:
                     c.parsed = check(c)
                 return c
             except FormatError as e:
+                if attempt == repairs and last_resort is not None:
+                    salvaged = last_resort(c, e)
+                    if salvaged is not None:
+                        c.parsed = salvaged
+                        return c
                 if attempt == repairs:
                     where = f" for {file}" if file else ""
                     raise ModelOutputError(

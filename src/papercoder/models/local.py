@@ -60,7 +60,7 @@ def embedded_notice() -> str:
     return (
         "No model chosen and no API key set, so papercoder uses a tiny offline model "
         "(SmolLM2-135M) that only shows the pipeline working; for real results use a strong "
-        "model with -m openai/gpt-4.1, or set OPENAI_API_KEY or ANTHROPIC_API_KEY."
+        "model with -m openai/gpt-5.4, or set OPENAI_API_KEY or ANTHROPIC_API_KEY."
     )
 
 

@@ -42,35 +42,30 @@ def _done(p: Pipeline, step: str) -> bool:
 
 
 async def _step(p: Pipeline, step: str, messages: list, *, kind: str, format_hint: str,
-                schema: Any = None, check: Any = None) -> Completion:
-    c = await p.call(messages, stage=step, schema=schema, check=check)
+                schema: Any = None, check: Any = None, last_resort: Any = None) -> Completion:
+    c = await p.call(messages, stage=step, schema=schema, check=check, last_resort=last_resort)
     if p.opts.refine:
         draft = c.text
         p.ws.write_artifact(f"refine/{step}.draft.txt", draft)
         c = await verify_and_refine(p, name=step, kind=kind, messages=messages, content=draft,
-                                    format_hint=format_hint, schema=schema, check=check)
+                                    format_hint=format_hint, schema=schema, check=check,
+                                    last_resort=last_resort)
     return c
 
 
 # -- checks -----------------------------------------------------------------------------------
-def make_architecture_check(p: Pipeline, repairs: int):  # noqa: ANN201
-    """Check the architecture; on the last allowed answer, a missing entry point is added
-    (main.py, with a warning) rather than failing the run."""
-    seen = {"n": 0}
+def architecture_last_resort(p: Pipeline):  # noqa: ANN201
+    """After the re-asks, a file list that lacks only an entry point gets main.py (said)."""
 
-    def check(c: Completion) -> Architecture:
-        seen["n"] += 1
-        try:
-            return check_architecture(c)
-        except FormatError as e:
-            if seen["n"] <= repairs or "entry point" not in e.user_message:
-                raise
-            arch: Architecture = c.parsed
-            p.warn("the model's file list had no entry point after re-asks; main.py was added")
-            return check_architecture(Completion(text="", model="", parsed=arch.model_copy(
-                update={"file_list": [*arch.file_list, "main.py"]})))
+    def salvage(c: Completion, e: FormatError) -> Architecture | None:
+        arch = c.parsed
+        if not isinstance(arch, Architecture) or "entry point" not in e.user_message:
+            return None
+        p.warn("the model's file list had no entry point after re-asks; main.py was added")
+        return check_architecture(Completion(text="", model="", parsed=arch.model_copy(
+            update={"file_list": [*arch.file_list, "main.py"]})))
 
-    return check
+    return salvage
 
 
 def check_architecture(c: Completion) -> Architecture:
@@ -98,8 +93,7 @@ def plan_graph(logic: LogicDesign, files: list[str]) -> tuple[dict[str, list[str
     known = set(files)
     unknown = sorted({x.file for x in logic.logic_analysis if x.file not in known}
                      | {d for x in logic.logic_analysis for d in (x.depends_on or [])
-                        if d not in known and d not in GENERATED}
-                     | {t for t in logic.task_list if t not in known and t not in GENERATED})
+                        if d not in known and d not in GENERATED})
     if unknown:
         raise FormatError(
             f"The logic design names files that are not in the file list: {', '.join(unknown)}. "
@@ -114,6 +108,8 @@ def plan_graph(logic: LogicDesign, files: list[str]) -> tuple[dict[str, list[str
             deps[f] = [d for d in entry.depends_on if d in known and d != f]
         else:
             deps[f] = infer_dependencies(f, entry.notes if entry else "", files)
+    # The task list is only a preference for ties: entries outside the file list are ignored
+    # and files it omits still get written (reconciled, not trusted).
     order = topological_order(deps, [t for t in logic.task_list if t in known] + files)
     return deps, order
 
@@ -196,7 +192,8 @@ async def run(p: Pipeline) -> None:
             "architecture", plan=p.fit(p.plan, "overall plan", base, shell))}]
         c = await _step(p, "architecture", msgs, kind="architecture design",
                         format_hint="Answer with the whole JSON object.",
-                        schema=Architecture, check=make_architecture_check(p, 2))
+                        schema=Architecture, check=check_architecture,
+                        last_resort=architecture_last_resort(p))
         p.architecture = c.parsed
         assert p.architecture is not None
         ws.write_artifact("architecture.json",
@@ -267,7 +264,8 @@ async def run(p: Pipeline) -> None:
         except ModelOutputError as e:
             # Last repair path: the same settings as a JSON object (constrained decoders
             # can always produce one), written out as YAML.
-            p.warn(f"config.yaml: {e} Asked for the settings as JSON instead")
+            p.warn(f"config.yaml: {str(e).split(';')[0]}; asked for the settings as JSON "
+                   "instead")
             c = await p.call(msgs + [{"role": "user", "content": CONFIG_AS_JSON}],
                              stage="config", schema=SETTINGS_SCHEMA)
             p.config_text = "# config.yaml, converted from the model's JSON answer\n" + \

@@ -22,6 +22,7 @@ async def verify_and_refine(
     schema: Schema | None = None,
     check: Callable[[Any], Any] | None = None,
     file: str | None = None,
+    last_resort: Callable[[Any, Any], Any] | None = None,
 ) -> Any:
     """Critique ``content`` (saved), then rewrite it; returns the refine completion."""
     verify_msgs = messages + [{"role": "user", "content": p.render(
@@ -33,4 +34,4 @@ async def verify_and_refine(
         {"role": "user", "content": p.render("refine", artifact=kind, format_hint=format_hint)},
     ]
     return await p.call(refine_msgs, stage="refine", file=file or name, schema=schema,
-                        check=check)
+                        check=check, last_resort=last_resort)

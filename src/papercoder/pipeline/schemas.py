@@ -119,8 +119,9 @@ def logic_for(files: list[str]) -> type[LogicDesign]:
 
     class PlannedLogic(LogicDesign):
         logic_analysis: list[PlannedFile] = _alias("logic_analysis", "Logic Analysis")
-        task_list: list[str] = Field(default_factory=list, validation_alias=AliasChoices(
-            "task_list", "Task list"))
+        task_list: list[str] = Field(
+            default_factory=list, validation_alias=AliasChoices("task_list", "Task list"),
+            json_schema_extra={"items": {"enum": list(files)}})
 
     PlannedLogic.__name__ = "LogicDesign"
     return PlannedLogic
