@@ -31,8 +31,8 @@ from papercoder.tokens import estimate_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REC = ROOT.parent / "shared" / "recordings" / "transformer-claude-3-7-sonnet"
-PAPER = Path(__import__("os").environ.get("BENCH_PAPER", ROOT.parent / "shared" / "papers" / "transformer" / "paper.tex"))
-OPENAI, ANTHROPIC = "openai/gpt-4.1", "anthropic/claude-sonnet-4-5"
+PAPER = ROOT.parent / "shared" / "papers" / "transformer" / "paper.tex"
+OPENAI, ANTHROPIC = "openai/gpt-4.1", "anthropic/claude-sonnet-4-6"
 STAGE_OF = {"plan": "planning", "architecture": "planning", "logic": "planning",
             "config": "planning", "analysis": "analysis", "coding": "coding"}
 MIN_CACHE = 1024

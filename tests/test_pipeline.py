@@ -153,8 +153,8 @@ def test_unsafe_paths_are_refused(tmp_path: Path, bad: str) -> None:
 def test_scoped_context_holds_dependencies_and_interfaces(tmp_path: Path) -> None:
     model, opts, store = _scripted_run(tmp_path)
     run_pipeline(opts, model=model, store=store)
-    prompts = {h["meta"]["file"]: h["messages"][-1]["content"] for h in model.history
-               if h["meta"]["stage"] == "coding"}
+    prompts = {h["meta"]["file"]: "\n".join(m["content"] for m in h["messages"][3:])
+               for h in model.history if h["meta"]["stage"] == "coding"}
     main = prompts["main.py"]
     # direct dependencies in full
     assert ph.CODE["data.py"].strip() in main and ph.CODE["model.py"].strip() in main
@@ -172,8 +172,9 @@ def test_full_context_holds_all_earlier_code(tmp_path: Path) -> None:
     model, opts, store = _scripted_run(tmp_path)
     opts.context = "full"
     run_pipeline(opts, model=model, store=store)
-    main = [h for h in model.history if h["meta"].get("file") == "main.py"
-            and h["meta"]["stage"] == "coding"][0]["messages"][-1]["content"]
+    main = "\n".join(m["content"] for m in [
+        h for h in model.history if h["meta"].get("file") == "main.py"
+        and h["meta"]["stage"] == "coding"][0]["messages"][3:])
     for f in ("utils.py", "data.py", "model.py"):
         assert ph.CODE[f].strip() in main
 

@@ -67,7 +67,13 @@ async def analyze(p: Pipeline, file: str, sem: asyncio.Semaphore) -> None:
 async def run(p: Pipeline) -> None:
     p.progress.stage("analysis", len(p.order))
     sem = asyncio.Semaphore(p.opts.concurrency)
-    results = await asyncio.gather(*(analyze(p, f, sem) for f in p.order),
+    first, rest = p.order[:1], p.order[1:]
+    if p.opts.layout == "stable" and rest:
+        # One call first writes the provider's prompt cache for the shared paper-and-plan
+        # prefix; the others, sent together after it, read it instead of each writing it.
+        await analyze(p, first[0], sem)
+        first = []
+    results = await asyncio.gather(*(analyze(p, f, sem) for f in first + rest),
                                    return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:

@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from papercoder.errors import ModelOutputError
-from papercoder.models.base import Completion
+from papercoder.models.base import Completion, Message
 from papercoder.pipeline.answers import check_python, extract_code
 from papercoder.pipeline.context import clip
 from papercoder.pipeline.interfaces import public_interface
@@ -113,13 +113,15 @@ async def write_file(p: Pipeline, file: str, code: dict[str, str],
     room = p.budget.input - sum(estimate_tokens(m["content"]) for m in prefix) - 200
     items, analysis = fit_items(p, file, context_items(p, file, code),
                                 p.analyses.get(file, ""), max(room, 200))
-    prompt = p.render("coding", file=file, lang=lang_of(file), earlier=items,
-                      analysis=analysis)
+    prompt = p.render("coding", file=file, lang=lang_of(file), analysis=analysis)
+    # Earlier code gets its own cache breakpoint: files of one level often share it.
+    code_block: list[Message] = [{"role": "user", "content": p.render(
+        "earlier_code", earlier=items), "cache": True}] if items else []
     async with sem:
         p.progress.working(file)
         try:
-            c = await p.call(prefix + [{"role": "user", "content": prompt}], stage="coding",
-                             file=file, check=make_check(file), repairs=1)
+            c = await p.call(prefix + code_block + [{"role": "user", "content": prompt}],
+                             stage="coding", file=file, check=make_check(file), repairs=1)
         except ModelOutputError as e:
             state.update(status="failed", error=str(e))
             p.warn(f"{file} was not written: {e}")
