@@ -125,7 +125,7 @@ def test_without_llama_cpp_the_error_says_what_to_install(monkeypatch: pytest.Mo
 def test_embedded_notice_says_how_to_choose_a_real_model() -> None:
     line = embedded_notice()
     assert "\n" not in line
-    for part in ("tiny", "offline", "-m openai/gpt-4.1", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+    for part in ("tiny", "offline", "-m openai/gpt-5.4", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         assert part in line
 
 
