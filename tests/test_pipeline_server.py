@@ -86,3 +86,33 @@ def test_resume_after_kill_repeats_no_answered_call(tmp_path: Path) -> None:
     assert all(s["status"] == "written" for s in manifest["files"].values())
     for f in ph.FILES:
         assert (out / "repo" / f).read_text() == ph.CODE[f]
+
+
+def test_ctrl_c_stops_cleanly_and_rerun_resumes(tmp_path: Path) -> None:
+    paper = tmp_path / "paper.md"
+    paper.write_text(ph.TINY_PAPER)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    with FakeOpenAIServer(ph.respond, delay=0.3) as srv:
+        cmd = [sys.executable, "-m", "papercoder", "run", str(paper), "-m",
+               "openai/gpt-4.1-mini", "--base-url", srv.url, "-o", str(out), "-q"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        deadline = time.monotonic() + 60
+        while len(srv.requests) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 130, (stdout, stderr)
+        assert "Traceback" not in stdout + stderr
+        assert "Interrupted" in stderr and "resume" in stderr
+        manifest = json.loads((out / "run.json").read_text())
+        assert manifest["status"] == "interrupted"
+        answered = {json.dumps(r.body, sort_keys=True) for r in srv.requests
+                    if r.status == 200 and r.finished is not None}
+        n_first = len(srv.requests)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        again = {json.dumps(r.body, sort_keys=True) for r in srv.requests[n_first:]}
+    assert not again & answered
+    assert json.loads((out / "run.json").read_text())["status"] == "done"
