@@ -34,6 +34,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/context_cost.py
 	$(PY) bench/ingest_fidelity.py ../shared/papers/*/
+	$(PY) bench/latex_equations.py
 	$(PY) bench/local_model.py
 
 clean:

@@ -260,3 +260,14 @@ def test_budget_stop_keeps_artifacts(tmp_path: Path) -> None:
     m = json.loads((out / "run.json").read_text())
     assert m["status"] == "stopped"
     assert (out / "artifacts" / "plan.md").is_file()
+
+
+def test_output_folder_of_another_paper_is_refused(tmp_path: Path) -> None:
+    paper, script = ph.write_fixture(tmp_path)
+    out = tmp_path / "out"
+    code, output = run_cli("plan", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q")
+    assert code == 0, output
+    other = tmp_path / "other.md"
+    other.write_text("# A Different Paper\n\n## 1 Method\n\nSomething else.\n")
+    code, output = run_cli("run", str(other), "-m", f"scripted:{script}", "-o", str(out), "-q")
+    assert code != 0 and "another paper" in output and "Traceback" not in output

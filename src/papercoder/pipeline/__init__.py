@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from papercoder.config import default_db_path
+from papercoder.errors import PapercoderError
 from papercoder.models import Model, default_model_name, get_model
 from papercoder.paper import Paper, load_paper
 from papercoder.pipeline.options import RunOptions
@@ -40,6 +41,11 @@ async def run_pipeline_async(opts: RunOptions, *, model: Model | None = None,
     store = store or Store(default_db_path())
     ws.ensure()
     previous = ws.load_manifest()
+    if previous is not None and previous.paper.get("title") not in (None, paper.title):
+        raise PapercoderError(
+            f"{ws.out} already holds a run for another paper ({previous.paper.get('title')!r}); "
+            "choose another output folder with -o."
+        )
     settings = opts.model_dump(mode="json", exclude={"paper", "out", "quiet"})
     run_id = store.create_run(
         opts.stop_after == "coding" and "run" or "plan", paper=str(opts.paper), model=model.name,
