@@ -22,9 +22,10 @@ from papercoder.models.base import Completion, Message, Schema, Usage, schema_js
 from papercoder.models.clientpool import ClientPool
 from papercoder.models.failures import (
     Failure,
+    body_detail,
     is_private_url,
-    looks_like_context_overflow,
     one_line,
+    status_failure,
     to_error,
 )
 from papercoder.models.settings import settings_for
@@ -112,13 +113,7 @@ class AnthropicModel:
 
     @staticmethod
     def _detail(e: anthropic.APIStatusError) -> str:
-        body = e.body
-        if isinstance(body, Mapping):
-            err = body.get("error", body)
-            if isinstance(err, Mapping):
-                return str(err.get("message") or err.get("type") or "")
-            return str(err)
-        return str(body or e.message)
+        return body_detail(e.body, e.message)
 
     def _failure(self, e: Exception) -> Failure:
         if isinstance(e, anthropic.APITimeoutError):
@@ -126,14 +121,7 @@ class AnthropicModel:
         if isinstance(e, anthropic.APIConnectionError):
             return Failure("connection")
         if isinstance(e, anthropic.APIStatusError):
-            status, detail = e.status_code, self._detail(e)
-            kinds = {401: "auth", 403: "permission", 404: "not_found", 429: "rate",
-                     402: "quota"}
-            if status in kinds:
-                return Failure(kinds[status], status, detail)
-            if status in (400, 413) and looks_like_context_overflow(detail):
-                return Failure("context", status, detail)
-            return Failure("server" if status >= 500 else "status", status, detail)
+            return status_failure(e.status_code, self._detail(e))
         return Failure("malformed", None, f"{type(e).__name__}: {one_line(e, 80)}")
 
     # -- the interface -------------------------------------------------------------------

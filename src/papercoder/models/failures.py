@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -110,3 +111,26 @@ def to_error(
         return ModelError(f"{where} sent a response that is not a valid answer{said}; check "
                           "that the URL points at the right kind of API.")
     return ModelError(f"{where} answered HTTP {f.status}{said}; check the model settings.")
+
+
+def body_detail(body: object, fallback: str) -> str:
+    """The human part of an error body: ``{"error": {"message": ...}}`` or similar."""
+    if isinstance(body, Mapping):
+        err = body.get("error", body)
+        if isinstance(err, Mapping):
+            return str(err.get("message") or err.get("code") or err.get("type") or "")
+        return str(err)
+    return str(body or fallback)
+
+
+def status_failure(status: int, detail: str, code: str = "") -> Failure:
+    """Classify an HTTP error status the same way for every provider."""
+    kinds = {401: "auth", 403: "permission", 404: "not_found", 402: "quota"}
+    if status in kinds:
+        return Failure(kinds[status], status, detail)
+    if status == 429:
+        quota = code == "insufficient_quota" or "quota" in detail.lower()
+        return Failure("quota" if quota else "rate", status, detail)
+    if status in (400, 413, 422) and looks_like_context_overflow(f"{code} {detail}"):
+        return Failure("context", status, detail)
+    return Failure("server" if status >= 500 else "status", status, detail)

@@ -36,9 +36,11 @@ from papercoder.models.base import (
 from papercoder.models.clientpool import ClientPool
 from papercoder.models.failures import (
     Failure,
+    body_detail,
     is_private_url,
     looks_like_context_overflow,
     one_line,
+    status_failure,
     to_error,
 )
 from papercoder.models.settings import settings_for
@@ -134,13 +136,7 @@ class OpenAIModel:
 
     @staticmethod
     def _detail(e: openai.APIStatusError) -> str:
-        body = e.body
-        if isinstance(body, Mapping):
-            err = body.get("error", body)
-            if isinstance(err, Mapping):
-                return str(err.get("message") or err.get("code") or "")
-            return str(err)
-        return str(body or e.message)
+        return body_detail(e.body, e.message)
 
     def _failure(self, e: Exception) -> Failure:
         if isinstance(e, openai.APITimeoutError):
@@ -148,22 +144,7 @@ class OpenAIModel:
         if isinstance(e, openai.APIConnectionError):
             return Failure("connection")
         if isinstance(e, openai.APIStatusError):
-            status, detail = e.status_code, self._detail(e)
-            code = str(e.code or "")
-            if status == 401:
-                return Failure("auth", status, detail)
-            if status == 403:
-                return Failure("permission", status, detail)
-            if status == 404:
-                return Failure("not_found", status, detail)
-            if status == 429:
-                quota = code == "insufficient_quota" or "quota" in detail.lower()
-                return Failure("quota" if quota else "rate", status, detail)
-            if status in (400, 413, 422) and looks_like_context_overflow(f"{code} {detail}"):
-                return Failure("context", status, detail)
-            if status >= 500:
-                return Failure("server", status, detail)
-            return Failure("status", status, detail)
+            return status_failure(e.status_code, self._detail(e), str(e.code or ""))
         return Failure("malformed", None, f"{type(e).__name__}: {e}")
 
     def _unproven(self, form: str) -> bool:
