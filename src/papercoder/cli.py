@@ -227,9 +227,10 @@ def logs(
             console.print(x.response or x.error or "", markup=False)
         return
     t = Table(title=f"Exchanges of run {rid}")
-    for col in ("#", "stage", "file", "model", "status", "in", "cached", "out", "cost", "secs",
+    for col in ("#", "stage", "file", "model", "status", "in", "cached", "out", "$", "secs",
                 "response / error"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col in ("#", "in", "cached", "out", "$", "secs"),
+                     overflow="fold")
     for x in rows:
         preview = (x.error or x.response or (f"(cache hit of #{x.cached_from})"
                                              if x.cached_from else "")).strip().replace("\n", " ")
@@ -248,18 +249,27 @@ def cost(run: str | None = typer.Argument(None, help="Run id (or prefix) or outp
     store = open_store()
     rid = _resolve_run(store, run)
     rows = store.cost_summary(rid)
-    t = Table(title=f"Cost of run {rid}")
-    for col in ("stage", "model", "calls", "cache hits", "prompt", "cached", "cache write",
-                "completion", "cost"):
-        t.add_column(col)
+    models = sorted({r["model"] for r in rows})
+    one_model = len(models) == 1
+    title = f"Cost of run {rid}" + (f" ({models[0]})" if one_model else "")
+    t = Table(title=title, caption="in: prompt tokens; cached: served from the provider's "
+              "prompt cache; written: written to it; hits: answered from papercoder's cache")
+    cols = ["stage"] + ([] if one_model else ["model"]) + ["calls", "hits", "in", "cached",
+                                                            "written", "out", "$"]
+    for col in cols:
+        numeric = col not in ("stage", "model")
+        t.add_column(col, justify="right" if numeric else "left", no_wrap=numeric,
+                     overflow="fold")
     total: float | None = 0.0
     for r in rows:
-        t.add_row(r["stage"] or "", r["model"], str(r["calls"]), str(r["cache_hits"] or 0),
-                  str(r["prompt_tokens"]), str(r["cached_prompt_tokens"]),
-                  str(r["cache_write_tokens"]), str(r["completion_tokens"]), _money(r["cost"]))
+        t.add_row(r["stage"] or "", *([] if one_model else [r["model"]]), str(r["calls"]),
+                  str(r["cache_hits"] or 0), str(r["prompt_tokens"]),
+                  str(r["cached_prompt_tokens"]), str(r["cache_write_tokens"]),
+                  str(r["completion_tokens"]), _money(r["cost"]))
         total = None if (total is None or r["cost"] is None) else total + r["cost"]
     t.add_section()
-    t.add_row("total", "", str(sum(r["calls"] for r in rows)), "",
+    t.add_row("total", *([] if one_model else [""]), str(sum(r["calls"] for r in rows)),
+              str(sum(r["cache_hits"] or 0 for r in rows)),
               str(sum(r["prompt_tokens"] for r in rows)),
               str(sum(r["cached_prompt_tokens"] for r in rows)),
               str(sum(r["cache_write_tokens"] for r in rows)),
