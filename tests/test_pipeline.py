@@ -225,6 +225,7 @@ def test_small_context_window_reduces_and_says_so(tmp_path: Path) -> None:
                                 "## References") + f"\n## Appendix A\n\n{filler}\n"
     Path(opts.paper).write_text(big)
     opts.context_window = 4000
+    opts.keep_references = True  # so that the budget has to drop them first
     m = run_pipeline(opts, model=model, store=store)
     assert m.status == "done"
     assert any("references removed" in r for r in m.reductions)
@@ -271,3 +272,15 @@ def test_output_folder_of_another_paper_is_refused(tmp_path: Path) -> None:
     other.write_text("# A Different Paper\n\n## 1 Method\n\nSomething else.\n")
     code, output = run_cli("run", str(other), "-m", f"scripted:{script}", "-o", str(out), "-q")
     assert code != 0 and "another paper" in output and "Traceback" not in output
+
+
+def test_reference_list_is_left_out_of_prompts_unless_asked(tmp_path: Path) -> None:
+    model, opts, store = _scripted_run(tmp_path)
+    m = run_pipeline(opts, model=model, store=store)
+    assert "Polyak, B." not in model.history[0]["messages"][1]["content"]
+    assert m.paper["references_in_prompts"] is False
+    (tmp_path / "b").mkdir()
+    model, opts, store = _scripted_run(tmp_path / "b")
+    opts.keep_references = True
+    run_pipeline(opts, model=model, store=store)
+    assert "Polyak, B." in model.history[0]["messages"][1]["content"]

@@ -76,6 +76,8 @@ def run(
     context_window: int | None = typer.Option(None, "--context-window",
                                               help="Override the model's context window."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Ignore cached answers."),
+    keep_references: bool = typer.Option(False, "--keep-references", help="Send the "
+                                         "paper's reference list too (left out by default)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     prompts: Path | None = typer.Option(None, "--prompts", help="Folder of prompt template "
                                         "overrides."),
@@ -87,7 +89,7 @@ def run(
     _run(paper, model, out, "coding", refine=refine, context=context, concurrency=concurrency,
          max_cost=max_cost, from_stage=from_stage, base_url=base_url,
          context_window=context_window, use_cache=not no_cache, quiet=quiet,
-         prompts_dir=prompts, timeout=timeout)
+         prompts_dir=prompts, timeout=timeout, keep_references=keep_references)
 
 
 def plan(

@@ -35,6 +35,9 @@ class RunOptions(BaseModel):
     """Redo from this stage (planning, analysis, coding) instead of reusing its artifacts."""
     stop_after: Literal["planning", "analysis", "coding"] = "coding"
     """Last stage to run (`papercoder plan` stops after planning)."""
+    keep_references: bool = False
+    """Send the paper's reference list to the model (it is left out by default: it carries
+    no implementation detail and would be resent on every call)."""
     use_cache: bool = True
     """Answer repeated requests from the run store."""
     context_window: int | None = None

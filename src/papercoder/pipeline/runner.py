@@ -127,8 +127,15 @@ class Pipeline:
                                 max_tokens=min(self.budget.reserve, max(target * 2, 128)))
             return c.text.strip()
 
+        paper = self.paper
+        if not self.opts.keep_references and (paper.references or any(
+                s.kind == "references" for s in paper.sections)):
+            # The reference list carries no implementation detail and is resent on every
+            # call; in-text citations stay. --keep-references sends it.
+            paper = paper.without(["references"])
+            self.manifest.paper["references_in_prompts"] = False
         self.paper_md, self.paper_reductions = await reduce_paper(
-            self.paper, self.budget.paper, summarize, notes)
+            paper, self.budget.paper, summarize, notes)
         for n in notes:
             self.note(n)
 
