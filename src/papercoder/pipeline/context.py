@@ -35,11 +35,6 @@ class Budget:
     def small(self) -> bool:
         return self.window < 32768
 
-    @property
-    def max_tokens(self) -> int | None:
-        """The answer cap to send: only small windows need one."""
-        return self.reserve if self.small else None
-
     def max_tokens_for(self, stage: str) -> int | None:
         """Per-stage answer caps for small windows (small local models ramble; a cap keeps a
         run within minutes). Large windows send none."""

@@ -125,8 +125,3 @@ def logic_for(files: list[str]) -> type[LogicDesign]:
 
     PlannedLogic.__name__ = "LogicDesign"
     return PlannedLogic
-
-
-def prompt_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON Schema shown to models: snake_case names only."""
-    return model.model_json_schema(by_alias=False)
