@@ -116,3 +116,27 @@ def test_ctrl_c_stops_cleanly_and_rerun_resumes(tmp_path: Path) -> None:
         again = {json.dumps(r.body, sort_keys=True) for r in srv.requests[n_first:]}
     assert not again & answered
     assert json.loads((out / "run.json").read_text())["status"] == "done"
+
+
+def test_pipeline_through_the_anthropic_protocol_reads_the_prompt_cache(tmp_path: Path,
+                                                                        monkeypatch) -> None:
+    from tests.fakes.anthropic_server import FakeAnthropicServer
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
+    paper = tmp_path / "paper.md"
+    paper.write_text(ph.TINY_PAPER)
+    with FakeAnthropicServer(ph.respond) as srv:
+        model = get_model("anthropic/claude-sonnet-4-6", base_url=srv.root)
+        opts = RunOptions(paper=str(paper), out=tmp_path / "out", quiet=True)
+        m = run_pipeline(opts, model=model, store=Store(tmp_path / "s.db"))
+        bodies = [r.body for r in srv.requests if r.method == "POST"]
+    assert m.status == "done", m.error
+    assert all((tmp_path / "out" / "repo" / f).read_text() == ph.CODE[f] for f in ph.FILES)
+    # every request after the first reuses the cached paper prefix
+    assert m.stages["analysis"]["cached_prompt_tokens"] > 0
+    assert m.stages["coding"]["cached_prompt_tokens"] > 0
+    assert m.totals["cost_usd"] is not None and m.totals["cost_usd"] > 0
+    for body in bodies:
+        marks = sum(1 for msg in body["messages"] for b in msg["content"]
+                    if isinstance(b, dict) and "cache_control" in b)
+        assert 1 <= marks <= 4
