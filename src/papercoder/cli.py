@@ -190,11 +190,12 @@ def runs(limit: int = typer.Option(30, "--limit", "-n")) -> None:
     store = open_store()
     t = Table(title=f"Runs in {db_path()}")
     for col in ("run", "started", "command", "model", "status", "cost", "output"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col not in ("model", "output"), overflow="fold",
+                     ratio=2 if col in ("model", "output") else None)
     for r in store.runs(limit):
         rows = store.cost_summary(r.id)
         total = None if any(x["cost"] is None for x in rows) else sum(x["cost"] or 0 for x in rows)
-        t.add_row(r.id, dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M"),
+        t.add_row(r.id, dt.datetime.fromtimestamp(r.created).strftime("%m-%d %H:%M"),
                   r.command, r.model or "", r.status, _money(total), r.out_dir or "")
     console.print(t)
 
@@ -226,18 +227,22 @@ def logs(
             console.print("[bold]response[/]:")
             console.print(x.response or x.error or "", markup=False)
         return
-    t = Table(title=f"Exchanges of run {rid}")
-    for col in ("#", "stage", "file", "model", "status", "in", "cached", "out", "$", "secs",
-                "response / error"):
-        t.add_column(col, no_wrap=col in ("#", "in", "cached", "out", "$", "secs"),
-                     overflow="fold")
+    models = sorted({x.model for x in rows})
+    one_model = len(models) == 1
+    t = Table(title=f"Exchanges of run {rid}" + (f" ({models[0]})" if one_model else ""))
+    cols = ["#", "stage", "file"] + ([] if one_model else ["model"]) + [
+        "status", "in", "cached", "out", "$", "secs", "answer / error"]
+    for col in cols:
+        t.add_column(col, no_wrap=col not in ("file", "model", "answer / error"),
+                     overflow="fold", ratio=2 if col == "answer / error" else None)
     for x in rows:
         preview = (x.error or x.response or (f"(cache hit of #{x.cached_from})"
-                                             if x.cached_from else "")).strip().replace("\n", " ")
-        t.add_row(str(x.id), x.stage or "", x.file or "", x.model, x.status,
+                                             if x.cached_from else "")).strip()
+        t.add_row(str(x.id), x.stage or "", x.file or "",
+                  *([] if one_model else [x.model]), x.status,
                   str(x.prompt_tokens), str(x.cached_prompt_tokens), str(x.completion_tokens),
                   _money(x.cost) if x.status != "error" else "",
-                  f"{x.latency:.2f}" if x.latency else "", preview[:60])
+                  f"{x.latency:.1f}" if x.latency else "", preview.replace("\n", " ")[:60])
     console.print(t)
 
 
