@@ -284,3 +284,12 @@ def test_reference_list_is_left_out_of_prompts_unless_asked(tmp_path: Path) -> N
     opts.keep_references = True
     run_pipeline(opts, model=model, store=store)
     assert "Polyak, B." in model.history[0]["messages"][1]["content"]
+
+
+@pytest.mark.parametrize(("paper", "name"), [
+    ("arxiv:1706.03762", "arxiv_1706.03762"), ("https://arxiv.org/abs/1706.03762", "1706.03762"),
+    ("papers/x/paper.pdf", "paper"), ("a b.tex", "a_b"), ("src.tar.gz", "src")])
+def test_default_output_folder_name_is_safe(paper: str, name: str) -> None:
+    from papercoder.pipeline.cli import default_out_name
+
+    assert default_out_name(paper) == name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
@@ -10,6 +11,14 @@ from papercoder.console import console, err_console
 from papercoder.errors import BudgetExceeded, PapercoderError
 
 FROM_HELP = "Redo from this stage: planning, analysis or coding."
+
+
+def default_out_name(paper: str) -> str:
+    """A safe folder name for a paper path, URL or arXiv id."""
+    name = paper.rstrip("/").split("/")[-1]
+    name = re.sub(r"(\.tar\.gz|\.tgz|\.gz|\.pdf|\.tex|\.md|\.markdown|\.txt|\.json)$", "",
+                  name, flags=re.I)
+    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "paper"
 
 
 def _run(paper: str, model: str | None, out: Path | None, stop_after: str, **kw: object) -> None:
@@ -27,7 +36,7 @@ def _run(paper: str, model: str | None, out: Path | None, stop_after: str, **kw:
             from papercoder.models.local import embedded_notice
 
             err_console.print(f"[cyan]{embedded_notice()}[/]", soft_wrap=True)
-    out = out or Path("out") / Path(paper).stem
+    out = out or Path("out") / default_out_name(paper)
     opts = RunOptions(paper=paper, model=model, out=out, stop_after=stop_after, **kw)
     store = Store(db_path())
     try:
