@@ -67,7 +67,7 @@ def test_plain_completion_and_request_shape(srv: FakeAnthropicServer,
     assert body["messages"] == [{"role": "user",
                                  "content": [{"type": "text", "text": "Say hello."}]}]
     assert body["temperature"] == 0.2
-    assert body["max_tokens"] == 8192  # the table's 64000, capped
+    assert body["max_tokens"] == 16000  # the table's 64000, capped
     headers = srv.requests[0].headers
     # SDK 2.x sends the key as a bearer token; older ones used x-api-key.
     assert "sk-ant-test" in (headers.get("x-api-key"), headers.get("authorization", "")[7:])

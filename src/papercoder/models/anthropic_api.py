@@ -31,7 +31,9 @@ from papercoder.models.failures import (
 from papercoder.models.settings import settings_for
 from papercoder.models.structured import parse, validate
 
-DEFAULT_MAX_TOKENS_CAP = 8192
+DEFAULT_MAX_TOKENS_CAP = 16000
+"""Default answer cap: room for a large source file, and below the size at which the SDK
+refuses a non-streaming request."""
 MAX_BREAKPOINTS = 4
 """Anthropic accepts at most four cache_control blocks per request."""
 NO_KEY = "not-needed"
