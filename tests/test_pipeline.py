@@ -293,3 +293,22 @@ def test_default_output_folder_name_is_safe(paper: str, name: str) -> None:
     from papercoder.pipeline.cli import default_out_name
 
     assert default_out_name(paper) == name
+
+
+def test_imports_of_names_a_dependency_never_defined_are_reported(tmp_path: Path) -> None:
+    bad_main = ph.code_answer("main.py").replace("from data import make_data",
+                                                 "from data import make_data, load_all")
+    model, opts, store = _scripted_run(tmp_path, **{"coding:main.py": bad_main})
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done"
+    assert "main.py imports load_all from data.py, which does not define it" in m.warnings
+    assert "load_all" in (opts.out / "repo" / "README.md").read_text()
+
+
+def test_crosscheck_sees_names_bound_under_module_level_blocks() -> None:
+    from papercoder.pipeline.crosscheck import unresolved_imports
+
+    code = {"a.py": "try:\n    import numpy as np\nexcept ImportError:\n    np = None\n"
+                    "if True:\n    def f():\n        pass\n",
+            "b.py": "from a import np, f, g\nfrom os import path\n"}
+    assert unresolved_imports(code) == ["b.py imports g from a.py, which does not define it"]

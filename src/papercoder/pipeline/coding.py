@@ -17,6 +17,7 @@ from papercoder.errors import ModelOutputError
 from papercoder.models.base import Completion, Message
 from papercoder.pipeline.answers import check_python, extract_code
 from papercoder.pipeline.context import clip
+from papercoder.pipeline.crosscheck import unresolved_imports
 from papercoder.pipeline.interfaces import public_interface
 from papercoder.pipeline.order import entry_point
 from papercoder.pipeline.workspace import artifact_name
@@ -161,6 +162,8 @@ async def run(p: Pipeline) -> None:
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
+    for problem in unresolved_imports(code):
+        p.warn(problem)
     finish_repo(p, code)
 
 
