@@ -312,3 +312,17 @@ def test_crosscheck_sees_names_bound_under_module_level_blocks() -> None:
                     "if True:\n    def f():\n        pass\n",
             "b.py": "from a import np, f, g\nfrom os import path\n"}
     assert unresolved_imports(code) == ["b.py imports g from a.py, which does not define it"]
+
+
+def test_answer_cut_off_by_the_length_limit_is_continued(tmp_path: Path) -> None:
+    full = ph.code_answer("model.py")
+    cut = full.index("def fit")
+    parts = [{"text": full[:cut], "finish_reason": "length"},
+             {"text": "```python\n" + full[cut:]}]
+    model, opts, store = _scripted_run(tmp_path, **{"coding:model.py": parts})
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done"
+    assert (opts.out / "repo" / "model.py").read_text() == ph.CODE["model.py"]
+    calls = [h for h in model.history if h["meta"].get("file") == "model.py"
+             and h["meta"]["stage"] == "coding"]
+    assert len(calls) == 2 and "cut off" in calls[1]["messages"][-1]["content"]

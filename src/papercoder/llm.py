@@ -33,6 +33,22 @@ from papercoder.store import Store, cache_key
 from papercoder.tokens import estimate_messages
 
 DEFAULT_EXPECTED_OUTPUT = 2000
+TRUNCATED = {"length", "max_tokens"}
+"""Finish reasons that mean the answer was cut off by the output limit."""
+CONTINUE = ("Your answer was cut off by the length limit. Continue exactly where it stopped, "
+            "without repeating anything and without any preamble.")
+
+
+def join_continuation(first: Completion, more: Completion) -> Completion:
+    """One answer from a cut-off answer and its continuation. A continuation that reopens
+    the code fence the first part left open has that fence line dropped."""
+    tail = more.text
+    if first.text.count("```") % 2 == 1 and tail.lstrip().startswith("```"):
+        tail = tail.lstrip().split("\n", 1)[1] if "\n" in tail.lstrip() else ""
+    cost = None if first.cost is None or more.cost is None else first.cost + more.cost
+    return Completion(text=first.text + tail, model=more.model, usage=first.usage + more.usage,
+                      latency=first.latency + more.latency, finish_reason=more.finish_reason,
+                      cached=first.cached and more.cached, cost=cost)
 
 
 @dataclass
@@ -180,14 +196,26 @@ class Caller:
         max_tokens: int | None = None,
         repairs: int = 2,
         last_resort: Callable[[Completion, FormatError], Any] | None = None,
+        continuations: int = 0,
     ) -> Completion:
         """One validated answer. ``check`` may raise FormatError or return a value, which is
         stored in ``completion.parsed``. When the last allowed answer still fails,
-        ``last_resort`` may salvage it (return a value) before the run gives up."""
+        ``last_resort`` may salvage it (return a value) before the run gives up. A free-text
+        answer cut off by the length limit is continued up to ``continuations`` times."""
         convo: list[Message] = [dict(m) for m in messages]  # type: ignore[misc]
         for attempt in range(repairs + 1):
             c = await self._exchange(convo, stage=stage, file=file, schema=schema,
                                      temperature=temperature, max_tokens=max_tokens)
+            if schema is None:
+                for _ in range(continuations):
+                    if c.finish_reason not in TRUNCATED:
+                        break
+                    more = await self._exchange(
+                        convo + [{"role": "assistant", "content": c.text},
+                                 {"role": "user", "content": CONTINUE}],
+                        stage=stage, file=file, schema=None, temperature=temperature,
+                        max_tokens=max_tokens)
+                    c = join_continuation(c, more)
             try:
                 if schema is not None:
                     if c.parsed is None or c.cached:
