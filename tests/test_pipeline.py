@@ -326,3 +326,14 @@ def test_answer_cut_off_by_the_length_limit_is_continued(tmp_path: Path) -> None
     calls = [h for h in model.history if h["meta"].get("file") == "model.py"
              and h["meta"]["stage"] == "coding"]
     assert len(calls) == 2 and "cut off" in calls[1]["messages"][-1]["content"]
+
+
+def test_json_cut_off_by_the_length_limit_is_closed_and_validated(tmp_path: Path) -> None:
+    logic = ph.logic()
+    cut = logic.index('"shared_knowledge"')  # after the required fields
+    model, opts, store = _scripted_run(
+        tmp_path, logic={"text": logic[:cut], "finish_reason": "length"})
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done"
+    assert len([h for h in model.history if h["meta"]["stage"] == "logic"]) == 1
+    assert "hit the length limit" in (opts.out / "papercoder.log").read_text()

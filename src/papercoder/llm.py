@@ -12,6 +12,7 @@ One :class:`Caller` wraps one model for one run. ``await caller.call(messages, s
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +30,11 @@ from papercoder.errors import (
 from papercoder.models.base import Completion, Message, Model, Schema, Usage, schema_fingerprint
 from papercoder.models.settings import cost_of, price_for, settings_for
 from papercoder.models.structured import parse as parse_structured
+from papercoder.models.structured import parse_truncated
 from papercoder.store import Store, cache_key
 from papercoder.tokens import estimate_messages
+
+log = logging.getLogger("papercoder")
 
 DEFAULT_EXPECTED_OUTPUT = 2000
 TRUNCATED = {"length", "max_tokens"}
@@ -184,6 +188,18 @@ class Caller:
         self._account(stage, c)
         return c
 
+    @staticmethod
+    def _parse(c: Completion, schema: Schema, stage: str, file: str | None) -> Any:
+        try:
+            return parse_structured(c.text, schema)
+        except FormatError:
+            if c.finish_reason not in TRUNCATED:
+                raise
+            parsed = parse_truncated(c.text, schema)  # may raise FormatError too
+            log.warning("%s%s: the JSON answer hit the length limit; its open parts were "
+                        "closed and it validated", stage, f" ({file})" if file else "")
+            return parsed
+
     async def call(
         self,
         messages: Sequence[Message],
@@ -219,7 +235,7 @@ class Caller:
             try:
                 if schema is not None:
                     if c.parsed is None or c.cached:
-                        c.parsed = parse_structured(c.text, schema)
+                        c.parsed = self._parse(c, schema, stage, file)
                 if check is not None:
                     c.parsed = check(c)
                 return c

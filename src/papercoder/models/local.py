@@ -55,6 +55,29 @@ FALLBACK_CHAT_FORMAT = "chatml"
 """Used when a GGUF file carries no chat template of its own."""
 
 
+GRAMMAR_MAX_STRING = 600
+"""Longest free string (characters) the grammar lets a local model write in JSON answers."""
+GRAMMAR_MAX_ITEMS = 24
+"""Most items the grammar allows in a JSON array."""
+
+
+def bounded(node: Any) -> Any:
+    """A JSON Schema whose free strings and arrays have upper bounds, so a small model under
+    a grammar always finishes its JSON within the answer limit instead of rambling in one
+    string until it is cut off. Validation still uses the unbounded schema."""
+    if isinstance(node, list):
+        return [bounded(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: bounded(v) for k, v in node.items()}
+    free = not any(k in out for k in ("enum", "const", "pattern", "maxLength", "format"))
+    if out.get("type") == "string" and free:
+        out["maxLength"] = GRAMMAR_MAX_STRING
+    if out.get("type") == "array" and "maxItems" not in out:
+        out["maxItems"] = GRAMMAR_MAX_ITEMS
+    return out
+
+
 def embedded_notice() -> str:
     """The line printed when no model was chosen and the embedded one is used."""
     return (
@@ -224,7 +247,7 @@ class LocalModel:
         if key not in self._grammars:
             try:
                 grammar = LlamaGrammar.from_json_schema(
-                    json.dumps(strict_json_schema(schema)), verbose=False)
+                    json.dumps(bounded(strict_json_schema(schema))), verbose=False)
             except Exception:  # a schema feature the converter lacks: plain JSON, then validate
                 grammar = LlamaGrammar.from_string(llama_grammar.JSON_GBNF, verbose=False)
             self._grammars[key] = grammar

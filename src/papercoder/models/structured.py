@@ -42,6 +42,46 @@ def _candidates(text: str) -> list[str]:
     return out
 
 
+def close_truncated(text: str) -> str | None:
+    """A JSON object cut off mid-way (an answer that hit its length limit), closed: the open
+    string ended, a dangling key given null, a trailing comma dropped, brackets closed."""
+    start = text.find("{")
+    if start == -1:
+        return None
+    stack: list[str] = []
+    in_str = esc = False
+    for c in text[start:]:
+        if in_str:
+            if esc:
+                esc = False
+            elif c == "\\":
+                esc = True
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+        elif c in "{[":
+            stack.append("}" if c == "{" else "]")
+        elif c in "}]":
+            if not stack:
+                return None
+            stack.pop()
+            if not stack:
+                return None  # a complete object: nothing to close
+    if not stack:
+        return None
+    out = text[start:]
+    if in_str:
+        out = out[:-1] if esc else out
+        out += '"'
+    out = out.rstrip()
+    if out.endswith(","):
+        out = out[:-1]
+    elif out.endswith(":"):
+        out += " null"
+    return out + "".join(reversed(stack))
+
+
 def _strip_line_comments(s: str) -> str:
     """Drop ``// ...`` comments that are outside strings."""
     out, in_str, esc, i = [], False, False, 0
@@ -140,3 +180,21 @@ def validate(data: Any, schema: Schema) -> Any:
 def parse(text: str, schema: Schema) -> Any:
     """Extract and validate: the whole text-to-object path."""
     return validate(extract_json(text), schema)
+
+
+def parse_truncated(text: str, schema: Schema) -> Any:
+    """For an answer cut off by its length limit: the object with its open parts closed,
+    validated. Raises FormatError when that does not give a valid object either."""
+    closed = close_truncated(text)
+    if closed is None:
+        raise FormatError("Your answer was cut off before the JSON object was complete. Send "
+                          "a shorter, complete JSON object.",
+                          user_message="the JSON answer was cut off by the length limit")
+    try:
+        data = _loads_lenient(closed)
+    except json.JSONDecodeError:
+        raise FormatError("Your answer was cut off before the JSON object was complete. Send "
+                          "a shorter, complete JSON object.",
+                          user_message="the JSON answer was cut off by the length limit") \
+            from None
+    return validate(data, schema)
