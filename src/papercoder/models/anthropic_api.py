@@ -9,7 +9,6 @@ single tool whose input schema is the answer's schema, forced with ``tool_choice
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -22,8 +21,9 @@ from papercoder.models.base import Completion, Message, Schema, Usage, schema_js
 from papercoder.models.clientpool import ClientPool
 from papercoder.models.failures import (
     Failure,
+    api_key,
     body_detail,
-    is_private_url,
+    endpoint_from,
     one_line,
     status_failure,
     to_error,
@@ -36,7 +36,6 @@ DEFAULT_MAX_TOKENS_CAP = 16000
 refuses a non-streaming request."""
 MAX_BREAKPOINTS = 4
 """Anthropic accepts at most four cache_control blocks per request."""
-NO_KEY = "not-needed"
 _EPHEMERAL = {"type": "ephemeral"}
 
 
@@ -89,19 +88,13 @@ class AnthropicModel:
     ) -> None:
         self.model = model
         self.name = f"anthropic/{model}"
-        self.endpoint: str | None = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-        if self.endpoint:
-            self.endpoint = self.endpoint.rstrip("/")
+        self.endpoint = endpoint_from(base_url, "ANTHROPIC_BASE_URL")
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self.settings = settings_for(self.name)
-        key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
-        if not key:
-            if not is_private_url(self.endpoint):
-                raise ConfigError("ANTHROPIC_API_KEY is not set; set it to your Anthropic API "
-                                  "key.")
-            key = NO_KEY
-        self._key = key
+        key = api_key("ANTHROPIC_API_KEY", self.endpoint)
+        if key is None:
+            raise ConfigError("ANTHROPIC_API_KEY is not set; set it to your Anthropic API key.")
         self._clients = ClientPool(lambda: anthropic.AsyncAnthropic(
             api_key=key, base_url=self.endpoint, timeout=self.timeout,
             max_retries=self.max_retries))

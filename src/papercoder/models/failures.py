@@ -4,6 +4,7 @@ errors a failed provider call turns into (after the SDK's own retries)."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -134,3 +135,21 @@ def status_failure(status: int, detail: str, code: str = "") -> Failure:
     if status in (400, 413, 422) and looks_like_context_overflow(f"{code} {detail}"):
         return Failure("context", status, detail)
     return Failure("server" if status >= 500 else "status", status, detail)
+
+
+NO_KEY = "not-needed"
+"""Placeholder key for self-hosted servers that check none (the SDKs insist on one)."""
+
+
+def endpoint_from(base_url: str | None, env_var: str) -> str | None:
+    """The endpoint to use: the argument, else the environment variable, without a final /."""
+    url = base_url or os.environ.get(env_var) or None
+    return url.rstrip("/") if url else None
+
+
+def api_key(env_var: str, endpoint: str | None) -> str | None:
+    """The key from the environment; a placeholder for a private endpoint; else None."""
+    key = os.environ.get(env_var, "").strip()
+    if key:
+        return key
+    return NO_KEY if endpoint and is_private_url(endpoint) else None

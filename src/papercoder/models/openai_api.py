@@ -15,7 +15,6 @@ SDK's own; what still fails becomes a one-sentence :class:`~papercoder.errors.Mo
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,8 +35,9 @@ from papercoder.models.base import (
 from papercoder.models.clientpool import ClientPool
 from papercoder.models.failures import (
     Failure,
+    api_key,
     body_detail,
-    is_private_url,
+    endpoint_from,
     looks_like_context_overflow,
     one_line,
     status_failure,
@@ -49,7 +49,6 @@ from papercoder.tokens import estimate_messages, estimate_tokens
 
 FORMS = ("json_schema", "json_object", "instructions")
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
-NO_KEY = "not-needed"
 """Sent to self-hosted servers when OPENAI_API_KEY is unset (the SDK wants some key)."""
 
 _FORM_HINTS = ("response_format", "json_schema", "json_object", "schema")
@@ -93,23 +92,17 @@ class OpenAIModel:
     ) -> None:
         self.model = model
         self.name = f"openai/{model}"
-        self.endpoint: str | None = (base_url or os.environ.get("OPENAI_BASE_URL") or
-                                     None)
-        if self.endpoint:
-            self.endpoint = self.endpoint.rstrip("/")
+        self.endpoint = endpoint_from(base_url, "OPENAI_BASE_URL")
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self.settings = settings_for(self.name)
-        key = os.environ.get("OPENAI_API_KEY", "").strip()
-        if not key:
-            if not self.endpoint:
-                raise ConfigError("OPENAI_API_KEY is not set; set it to your OpenAI API key, "
-                                  "or pass --base-url for a self-hosted server.")
-            if not is_private_url(self.endpoint):
-                raise ConfigError(f"No API key for {self.endpoint}; set OPENAI_API_KEY to the "
-                                  "key that server expects.")
-            key = NO_KEY
-        self._key = key
+        key = api_key("OPENAI_API_KEY", self.endpoint)
+        if key is None:
+            raise ConfigError(
+                "OPENAI_API_KEY is not set; set it to your OpenAI API key, or pass --base-url "
+                "for a self-hosted server." if not self.endpoint else
+                f"No API key for {self.endpoint}; set OPENAI_API_KEY to the key that server "
+                "expects.")
         self._clients = ClientPool(lambda: openai.AsyncOpenAI(
             api_key=key, base_url=self.endpoint, timeout=self.timeout,
             max_retries=self.max_retries))

@@ -140,7 +140,8 @@ def check_config(c: Completion) -> str:
 
 
 def unmarked_values(config_text: str, paper_text: str) -> list[str]:
-    """Numeric settings that appear neither in the paper nor with a comment."""
+    """Numeric settings that appear neither in the paper nor with a comment (a line with a
+    comment does not match the pattern, so marked values are never reported)."""
     out = []
     for line in config_text.splitlines():
         m = re.match(r"^\s*([\w.-]+)\s*:\s*([-+]?[\d.]+(?:e[-+]?\d+)?)\s*$", line, re.I)
@@ -273,17 +274,11 @@ async def run(p: Pipeline) -> None:
         ws.write_artifact("config.yaml", p.config_text)
         p.manifest.steps["config"] = "done"
         p.save()
-        unmarked = [v for v in unmarked_values(p.config_text, p.paper.to_markdown())
-                    if not _commented(p.config_text, v)]
+        unmarked = unmarked_values(p.config_text, p.paper.to_markdown())
         if unmarked:
             p.warn("config.yaml has values not found in the paper and not marked as assumed: "
                    + ", ".join(unmarked[:12]))
     p.progress.advance("config")
-
-
-def _commented(config_text: str, key_value: str) -> bool:
-    key = key_value.split("=")[0]
-    return any(re.match(rf"^\s*{re.escape(key)}\s*:.*#", ln) for ln in config_text.splitlines())
 
 
 def _load_json(p: Pipeline, name: str, model: Any) -> Any:
