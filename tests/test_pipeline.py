@@ -337,3 +337,13 @@ def test_json_cut_off_by_the_length_limit_is_closed_and_validated(tmp_path: Path
     assert m.status == "done"
     assert len([h for h in model.history if h["meta"]["stage"] == "logic"]) == 1
     assert "hit the length limit" in (opts.out / "papercoder.log").read_text()
+
+
+def test_config_values_neither_in_the_paper_nor_marked_are_flagged(tmp_path: Path) -> None:
+    config = ph.CONFIG.replace("  steps: 200\n", "  steps: 200\n  seed: 7\n  decay: 0.3  # "
+                               "not given in the paper: assumed\n")
+    model, opts, store = _scripted_run(tmp_path, config=config)
+    m = run_pipeline(opts, model=model, store=store)
+    flagged = [w for w in m.warnings if w.startswith("config.yaml has values")]
+    assert flagged and "seed=7" in flagged[0]
+    assert "steps" not in flagged[0] and "decay" not in flagged[0]
