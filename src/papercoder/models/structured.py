@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -34,21 +35,37 @@ class TooDeep(ValueError):
     """JSON text nested or sized beyond the bounds: refused before it is parsed."""
 
 
+class _OutsideStrings:
+    """The characters of JSON text that stand outside its strings (quotes left out), walked
+    once; when the walk has ended, ``in_str`` says the text ended inside a string and ``esc``
+    that it ended just after a backslash there."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.in_str = self.esc = False
+
+    def __iter__(self) -> Iterator[str]:
+        in_str = esc = False
+        for c in self.text:
+            if in_str:
+                if esc:
+                    esc = False
+                elif c == "\\":
+                    esc = True
+                elif c == '"':
+                    in_str = False
+            elif c == '"':
+                in_str = True
+            else:
+                yield c
+        self.in_str, self.esc = in_str, esc
+
+
 def json_depth(text: str) -> int:
     """The deepest bracket nesting in ``text``, counting only brackets outside strings."""
     depth = deepest = 0
-    in_str = esc = False
-    for c in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif c == "\\":
-                esc = True
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-        elif c in "{[":
+    for c in _OutsideStrings(text):
+        if c in "{[":
             depth += 1
             if depth > deepest:
                 deepest = depth
@@ -101,18 +118,9 @@ def close_truncated(text: str) -> str | None:
     if start == -1:
         return None
     stack: list[str] = []
-    in_str = esc = False
-    for c in text[start:]:
-        if in_str:
-            if esc:
-                esc = False
-            elif c == "\\":
-                esc = True
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-        elif c in "{[":
+    walk = _OutsideStrings(text[start:])
+    for c in walk:
+        if c in "{[":
             stack.append("}" if c == "{" else "]")
         elif c in "}]":
             if not stack:
@@ -123,8 +131,8 @@ def close_truncated(text: str) -> str | None:
     if not stack:
         return None
     out = text[start:]
-    if in_str:
-        out = out[:-1] if esc else out
+    if walk.in_str:
+        out = out[:-1] if walk.esc else out
         out += '"'
     out = out.rstrip()
     if out.endswith(","):
