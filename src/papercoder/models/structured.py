@@ -24,6 +24,8 @@ _CONTENT_RE = re.compile(r"\[CONTENT\](.*?)\[/CONTENT\]", re.S | re.I)
 _FENCE_RE = re.compile(r"```(?:json|JSON)?[ \t]*\n(.*?)```", re.S)
 _BAD_ESCAPE_RE = re.compile(r'\\(?!["\\/bfnrtu])')
 _TRAILING_COMMA_RE = re.compile(r",(\s*[}\]])")
+_STRING_OR_COMMENT_RE = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|//[^\n]*', re.S)
+"""A JSON string (an unterminated one runs to the end), or a ``//`` comment outside one."""
 
 MAX_JSON_DEPTH = 64
 """Deepest nesting of objects and arrays accepted in a model's or a server's JSON."""
@@ -144,28 +146,7 @@ def close_truncated(text: str) -> str | None:
 
 def _strip_line_comments(s: str) -> str:
     """Drop ``// ...`` comments that are outside strings."""
-    out, in_str, esc, i = [], False, False, 0
-    while i < len(s):
-        c = s[i]
-        if in_str:
-            out.append(c)
-            if esc:
-                esc = False
-            elif c == "\\":
-                esc = True
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-            out.append(c)
-        elif c == "/" and s[i : i + 2] == "//":
-            while i < len(s) and s[i] != "\n":
-                i += 1
-            continue
-        else:
-            out.append(c)
-        i += 1
-    return "".join(out)
+    return _STRING_OR_COMMENT_RE.sub(lambda m: m.group(0) if m.group(0)[0] == '"' else "", s)
 
 
 def _loads_lenient(s: str) -> Any:
