@@ -80,6 +80,10 @@ _EQ_NUMBER_END = re.compile(r"\(\s*[A-Z]?\d{1,3}[a-z]?\s*\)\s*$")
 
 
 def _chars(text: str) -> list[str]:
+    """Maths symbols, one token each. Not words_in_order(): an equation's tokens keep every
+    symbol (operators, brackets, primes; look-alikes mapped to one character) and no case
+    folding (x and X are different variables), where prose is compared as case-folded runs
+    of letters and digits only."""
     out = []
     for c in unicodedata.normalize("NFKC", text):
         c = _CHAR_MAP.get(c, c)
@@ -405,7 +409,9 @@ def bad_chars(text: str) -> tuple[int, int]:
 _WORD = re.compile(r"[^\W_]+")
 
 
-def _words(text: str) -> list[str]:
+def words_in_order(text: str) -> list[str]:
+    """The words of prose, in order: maximal runs of Unicode letters or digits (numbers
+    included) after NFKC and case folding. The one word normaliser of the fidelity bench."""
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
@@ -429,7 +435,7 @@ def box_contiguous(box_words: list[str], extraction: str) -> bool:
         if ln.lstrip().startswith("#"):
             words.append("\x00heading")
         else:
-            words += _words(ln)
+            words += words_in_order(ln)
     n = len(box_words)
     if n < 3:
         return True

@@ -46,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from fidelity_metric import GREEK as MATH_GREEK  # noqa: E402
 from fidelity_metric import (  # noqa: E402
     EquationFinder,
     algorithm_boxes,
@@ -53,19 +54,14 @@ from fidelity_metric import (  # noqa: E402
     box_contiguous,
     grade,
     tokens,
+    words_in_order,
 )
 
 from papercoder.paper.pdf import read_pdf  # noqa: E402
 
-GREEK = {
-    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε",
-    "zeta": "ζ", "eta": "η", "theta": "θ", "vartheta": "ϑ", "iota": "ι", "kappa": "κ",
-    "lambda": "λ", "mu": "μ", "nu": "ν", "xi": "ξ", "pi": "π", "varpi": "ϖ", "rho": "ρ",
-    "varrho": "ϱ", "sigma": "σ", "varsigma": "ς", "tau": "τ", "upsilon": "υ", "phi": "φ",
-    "varphi": "φ", "chi": "χ", "psi": "ψ", "omega": "ω", "Gamma": "Γ", "Delta": "Δ",
-    "Theta": "Θ", "Lambda": "Λ", "Xi": "Ξ", "Pi": "Π", "Sigma": "Σ", "Upsilon": "Υ",
-    "Phi": "Φ", "Psi": "Ψ", "Omega": "Ω", "ell": "l",
-}
+# The maths tokens' Greek letters (variants such as \vartheta as the plain letter, which the
+# words' NFKC would make of them anyway), and \ell as the letter it prints as.
+GREEK = {**MATH_GREEK, "ell": "l"}
 # Operators LaTeX prints as words (\log x shows "log" in the PDF).
 WORD_COMMANDS = {"log", "exp", "ln", "min", "max", "sin", "cos", "tan", "tanh", "sinh",
                  "cosh", "arg", "lim", "det", "sup", "inf", "Pr", "dim", "ker", "deg", "gcd",
@@ -97,29 +93,18 @@ def latex_to_text(s: str, comments: bool = True) -> str:
 
 
 def words(text: str) -> Counter[str]:
-    t = unicodedata.normalize("NFKC", text).casefold()
-    return Counter(re.findall(r"[^\W_]+", t))
+    return Counter(words_in_order(text))
 
 
 def bigrams(text: str) -> Counter[tuple[str, str]]:
     """Pairs of neighbouring words: sensitive to reading order, unlike the bag of words."""
-    w = re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", text).casefold())
-    return Counter(pairwise(w))
-
-
-def words_in_order(text: str) -> list[str]:
-    return re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", text).casefold())
-
-
-def chars(text: str) -> list[str]:
-    t = unicodedata.normalize("NFKC", text).casefold()
-    return [c for c in t if c.isalnum()]
+    return Counter(pairwise(words_in_order(text)))
 
 
 def norm_heading(h: str) -> str:
     h = unicodedata.normalize("NFKC", h)
     h = _NUMBER_PREFIX.sub("", h)
-    return "".join(chars(latex_to_text(h)))
+    return "".join(words_in_order(latex_to_text(h)))  # its letters and digits only
 
 
 def reference(md: str) -> tuple[list[str], list[str], str]:

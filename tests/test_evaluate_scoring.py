@@ -278,6 +278,32 @@ def test_output_folder_reports_verify_figures(tmp_path: Path) -> None:
     assert "step 1 loss 0.5" in b2[0]["messages"][-1]["content"]
 
 
+def test_smoke_logs_and_run_json_are_never_read_through_links(tmp_path: Path) -> None:
+    from papercoder.evaluate.target import read_verify, reproduction_log, resolve_target
+
+    out = tmp_path / "out"
+    eh.write_repo(out / "repo", eh.REAL_CODE)
+    secret = tmp_path / "secret.log"
+    secret.write_text("TOP-SECRET\n")
+    (out / "logs").mkdir()
+    (out / "logs" / "ok.log").write_text("loss 0.5\n")
+    os.symlink(secret, out / "logs" / "link.log")
+    os.symlink(tmp_path, out / "linked")
+    cmds = [{"cmd": c, "exit": 0, "log": rel} for c, rel in (
+        ("a", "logs/link.log"), ("b", "linked/secret.log"), ("c", "../secret.log"),
+        ("d", str(secret)), ("e", "logs/ok.log"), ("f", "logs/missing.log"))]
+    (out / "run.json").write_text(json.dumps({"verify": {"smoke": {"commands": cmds}}}))
+    log, where = reproduction_log(resolve_target(out), None)
+    assert where == "verify's smoke run" and log is not None
+    assert "TOP-SECRET" not in log and "loss 0.5" in log and "$ e" in log
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "run.json").write_text(json.dumps({"verify": {"static": {}}}))
+    (out / "run.json").unlink()
+    os.symlink(elsewhere / "run.json", out / "run.json")
+    assert read_verify(out) is None and read_verify(elsewhere) == {"static": {}}
+
+
 def test_symlinked_result_folder_is_refused(tmp_path: Path) -> None:
     repo = eh.write_repo(tmp_path / "repo", eh.REAL_CODE)
     elsewhere = tmp_path / "elsewhere"

@@ -113,41 +113,30 @@ def test_ctrl_c_lets_calls_in_flight_finish_and_rerun_pays_nothing_twice(
         assert (out / "repo" / f).read_text() == ph.CODE[f]
 
 
-def test_second_ctrl_c_exits_at_once(tmp_path: Path, paper: Path) -> None:
+@pytest.mark.parametrize(("grace", "second_ctrl_c", "said"), [
+    ("3600", True, "Stopping"),  # a second Ctrl-C exits at once
+    ("0.5", False, "waiting up to 0.5 s"),  # no release, no second Ctrl-C: the grace ends it
+], ids=["second-ctrl-c-exits-at-once", "grace-period-bounds-the-wait"])
+def test_ctrl_c_while_a_request_is_held(tmp_path: Path, paper: Path, grace: str,
+                                        second_ctrl_c: bool, said: str) -> None:
     out = tmp_path / "out"
     with FakeOpenAIServer(ph.respond) as srv:
         srv.hold()
-        cli = Cli(*run_args(paper, srv, out, "--grace", "3600"))
+        cli = Cli(*run_args(paper, srv, out, "--grace", grace))
         try:
             srv.wait_held(1, timeout=LONG)
             cli.proc.send_signal(signal.SIGINT)
             cli.wait_for_stderr("Stopping")
-            cli.proc.send_signal(signal.SIGINT)
+            if second_ctrl_c:
+                cli.proc.send_signal(signal.SIGINT)
             code = cli.finish()  # the held request is never answered
         finally:
             cli.kill()
             srv.release()
     assert code == 130, cli.stderr
+    assert said in cli.stderr
     assert "Traceback" not in cli.stdout + cli.stderr
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
-
-
-def test_grace_period_bounds_the_wait(tmp_path: Path, paper: Path) -> None:
-    out = tmp_path / "out"
-    with FakeOpenAIServer(ph.respond) as srv:
-        srv.hold()
-        cli = Cli(*run_args(paper, srv, out, "--grace", "0.5"))
-        try:
-            srv.wait_held(1, timeout=LONG)
-            cli.proc.send_signal(signal.SIGINT)
-            cli.wait_for_stderr("Stopping")
-            code = cli.finish()  # no release, no second Ctrl-C: the grace period ends it
-        finally:
-            cli.kill()
-            srv.release()
-    assert code == 130, cli.stderr
-    assert "waiting up to 0.5 s" in cli.stderr
-    assert "Traceback" not in cli.stdout + cli.stderr
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
 
 

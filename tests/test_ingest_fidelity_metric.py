@@ -55,7 +55,7 @@ def test_bad_characters_are_counted() -> None:
 
 def test_algorithm_box_must_be_contiguous() -> None:
     box = "Algorithm 1 Train\n for each step do\n update the weights\n end for\n return model"
-    words = m._words(box)
+    words = m.words_in_order(box)
     assert m.box_contiguous(words, "Algorithm 1 Train\nfor each step do\nupdate the weights\n"
                                    "end for\nreturn model\n")
     assert not m.box_contiguous(words, "Algorithm 1 Train\nfor each step do\n## 3 Method\n"

@@ -30,6 +30,22 @@ def test_a_clean_repository_has_no_findings() -> None:
     assert run_static(good_repo(), ["python main.py --smoke"]) == []
 
 
+def test_source_that_exhausts_the_parser_is_a_finding_not_a_crash() -> None:
+    # ast.parse raises MemoryError on a long chain of unary minuses: the bounded parse says
+    # "does not parse" instead, in the static checks and in the stub guard of evaluate.
+    from papercoder.evaluate.files import RepoFile
+    from papercoder.evaluate.guards import analyse
+
+    hostile = "x = " + "-" * 100_000 + "1\n"
+    files = good_repo()
+    files["deep.py"] = hostile
+    syntax = [f for f in run_static(files, ["python main.py --smoke"]) if f["kind"] == "syntax"]
+    assert [f["file"] for f in syntax] == ["deep.py"]
+    assert "too deeply nested" in syntax[0]["message"]
+    facts = analyse([RepoFile("deep.py", "source", hostile, len(hostile))])
+    assert facts.parse_errors == ["deep.py:?: the source is too deeply nested to parse"]
+
+
 def test_static_checks_find_each_kind_of_problem() -> None:
     files = good_repo()
     files["broken.py"] = "def f(:\n"

@@ -11,7 +11,8 @@ def storable(value: Any) -> Any:
     """``value`` with every string safe to encode as UTF-8: lone surrogates (which a JSON
     ``\\udXXX`` escape in a server's answer can produce) become U+FFFD, which no later
     step (a file path, a file's content) can mistake for anything else. The store itself
-    keeps lone surrogates it is given directly as visible ``\\udXXX`` escapes."""
+    keeps lone surrogates it is given directly as visible ``\\udXXX`` escapes
+    (``store.db.escape_surrogates``)."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")

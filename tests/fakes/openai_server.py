@@ -22,7 +22,6 @@ import argparse
 import hashlib
 import importlib
 import json
-import signal
 import sys
 import threading
 import time
@@ -30,7 +29,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .server import FakeServer, Recorded, Reply, Responder, count_tokens
+from .server import (
+    FakeServer,
+    Recorded,
+    Reply,
+    Responder,
+    count_tokens,
+    serve_until_terminated,
+)
 
 
 def message_text(body: Mapping[str, Any]) -> str:
@@ -107,9 +113,11 @@ class FakeOpenAIServer(FakeServer):
     # -- rules ------------------------------------------------------------------------------
     @staticmethod
     def _error(status: int, message: str, type_: str = "invalid_request_error",
-               code: str | None = None, param: str | None = None) -> Reply:
-        return Reply(status=status, body={"error": {"message": message, "type": type_,
-                                                    "code": code, "param": param}})
+               code: str | None = None, param: str | None = None,
+               headers: dict[str, str] | None = None) -> Reply:
+        return Reply(status=status, headers=dict(headers or {}),
+                     body={"error": {"message": message, "type": type_, "code": code,
+                                     "param": param}})
 
     def handle_get(self, req: Recorded) -> Reply:
         if req.path.rstrip("/").endswith("/models"):
@@ -247,20 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
         srv.on_request = log
     srv.enqueue(*(script.get("replies") or []))
-    srv.start()
-    if args.port_file:
-        tmp = Path(args.port_file + ".tmp")
-        tmp.write_text(str(srv.port))
-        tmp.replace(args.port_file)  # atomic: readers never see a half-written file
-    print(f"fake OpenAI server on {srv.url}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(0.2):
-            pass
-    except KeyboardInterrupt:
-        pass
-    srv.stop()
+    serve_until_terminated(srv, args.port_file,
+                           banner=lambda: f"fake OpenAI server on {srv.url}")
     return 0
 
 

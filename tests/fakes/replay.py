@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
 import sys
-import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -30,7 +28,7 @@ from typing import Any
 from tests.pipeline_helpers import answer_for_messages
 
 from .openai_server import FakeOpenAIServer
-from .server import Recorded, Reply, count_tokens
+from .server import Recorded, Reply, count_tokens, serve_until_terminated
 
 PLANNING = {"plan": "1_overall_plan.md", "architecture": "2_architecture.txt",
             "logic": "3_logic_design.txt", "config": "4_config.txt"}
@@ -80,9 +78,9 @@ class ReplayServer(FakeOpenAIServer):
             if len(self._admitted) >= self.limit:
                 wait = self._admitted[0] + self.window - now
                 self.throttled.append(now)
-                return Reply(status=429, headers={"Retry-After": str(max(1, math.ceil(wait)))},
-                             body={"error": {"message": "Rate limit reached for requests.",
-                                             "type": "requests", "code": "rate_limit_exceeded"}})
+                return self._error(429, "Rate limit reached for requests.", type_="requests",
+                                   code="rate_limit_exceeded",
+                                   headers={"Retry-After": str(max(1, math.ceil(wait)))})
             self._admitted.append(now)
             self.admitted_times.append(now)
         return None
@@ -100,18 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     srv = ReplayServer(args.recording, ttft=args.ttft, rate=args.rate, limit=args.limit,
                        window=args.window)
-    srv.start()
-    tmp = Path(args.port_file + ".tmp")
-    tmp.write_text(str(srv.port))
-    tmp.replace(args.port_file)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(0.2):
-            pass
-    except KeyboardInterrupt:
-        pass
-    srv.stop()
+    serve_until_terminated(srv, args.port_file)
     if args.log:
         with open(args.log, "w", encoding="utf-8") as f:
             for r in list(srv.requests):

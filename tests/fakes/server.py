@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -298,3 +300,25 @@ class FakeServer:
             req.finished = time.monotonic()
             with self._lock:
                 self._in_flight -= 1
+
+
+def serve_until_terminated(srv: FakeServer, port_file: str | None = None,
+                           banner: Callable[[], str] | None = None) -> None:
+    """A fake run as a process: start ``srv``, write its port to ``port_file`` atomically
+    (readers never see a half-written file), print ``banner()``, serve until SIGTERM or
+    Ctrl-C, then stop it."""
+    srv.start()
+    if port_file:
+        tmp = Path(port_file + ".tmp")
+        tmp.write_text(str(srv.port))
+        tmp.replace(port_file)
+    if banner is not None:
+        print(banner(), flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    srv.stop()

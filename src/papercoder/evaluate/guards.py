@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from papercoder.evaluate.files import RepoFile
+from papercoder.pipeline.answers import parse_python
 
 _TODO = re.compile(r"\b(todo|fixme|implement (me|this)|not implemented)\b", re.I)
 MAX_SCRIPT_STATEMENTS = 3
@@ -110,8 +111,8 @@ def analyse(files: list[RepoFile]) -> Facts:
             continue
         f.python_files += 1
         try:
-            tree = ast.parse(rf.text, filename=rf.path)
-        except (SyntaxError, ValueError) as e:
+            tree = parse_python(rf.text)
+        except SyntaxError as e:
             line = getattr(e, "lineno", None)
             f.parse_errors.append(f"{rf.path}:{line or '?'}: {getattr(e, 'msg', str(e))}")
             continue

@@ -7,9 +7,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from papercoder.errors import ConfigError
+from papercoder.errors import ConfigError, PapercoderError
+from papercoder.pipeline.paths import open_fd_inside, read_inside
 
 MAX_LOG_BYTES = 200 * 1024
 """A reproduction log longer than this is shown as its head and tail."""
@@ -42,31 +43,14 @@ def resolve_target(path: Path) -> Target:
 
 
 def read_verify(out: Path) -> dict[str, Any] | None:
-    """run.json's "verify" dict, or None (absent, unreadable or not a mapping)."""
-    p = out / "run.json"
-    if p.is_symlink():
-        return None
+    """run.json's "verify" dict, or None (absent, a link, unreadable or not a mapping)."""
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        raw = read_inside(out, "run.json")
+        data = json.loads(raw) if raw is not None else None
+    except (PapercoderError, OSError, ValueError):
         return None
     v = data.get("verify") if isinstance(data, dict) else None
     return v if isinstance(v, dict) and v else None
-
-
-def _inside(root: Path, rel: str) -> Path | None:
-    """``root/rel`` when it is a regular file inside ``root`` reached without links."""
-    if not isinstance(rel, str) or not rel or rel.startswith(("/", "\\")) or ".." in \
-            rel.replace("\\", "/").split("/"):
-        return None
-    cur = root
-    for part in rel.replace("\\", "/").split("/"):
-        if part in ("", "."):
-            continue
-        cur = cur / part
-        if cur.is_symlink():
-            return None
-    return cur if cur.is_file() else None
 
 
 def head_tail(text: str, limit: int = MAX_LOG_BYTES) -> tuple[str, str | None]:
@@ -86,15 +70,33 @@ READ_CAP = 4 * 1024 * 1024
 def read_capped(path: Path) -> str:
     """A text file's content; of a huge file only its head and tail are read."""
     with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size <= 2 * READ_CAP:
-            data = fh.read(2 * READ_CAP)
-        else:
-            head = fh.read(READ_CAP)
-            fh.seek(size - READ_CAP)
-            data = head + f"\n[... {size - 2 * READ_CAP} bytes not read ...]\n".encode() + \
-                fh.read(READ_CAP)
+        return _read_capped(fh)
+
+
+def _read_capped(fh: BinaryIO) -> str:
+    size = os.fstat(fh.fileno()).st_size
+    if size <= 2 * READ_CAP:
+        data = fh.read(2 * READ_CAP)
+    else:
+        head = fh.read(READ_CAP)
+        fh.seek(size - READ_CAP)
+        data = head + f"\n[... {size - 2 * READ_CAP} bytes not read ...]\n".encode() + \
+            fh.read(READ_CAP)
     return data.decode("utf-8", errors="replace")
+
+
+def _read_log_inside(root: Path, rel: str) -> str | None:
+    """The log ``root/rel`` (capped as read_capped does), or None when it is absent, outside
+    ``root``, reached through a link or unreadable."""
+    try:
+        fd = open_fd_inside(root, rel, os.O_RDONLY)
+    except (PapercoderError, OSError):
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            return _read_capped(fh)
+    except OSError:
+        return None
 
 
 def reproduction_log(target: Target, log_file: Path | None) -> tuple[str | None, str]:
@@ -113,12 +115,8 @@ def reproduction_log(target: Target, log_file: Path | None) -> tuple[str | None,
     for c in smoke.get("commands") or []:
         if not isinstance(c, dict):
             continue
-        p = _inside(target.root, str(c.get("log") or ""))
-        if p is None:
-            continue
-        try:
-            body = read_capped(p)
-        except OSError:
+        body = _read_log_inside(target.root, str(c.get("log") or ""))
+        if body is None:
             continue
         parts.append(f"$ {c.get('cmd', '')}\n{body}\n[exit {c.get('exit')}"
                      f"{', timed out' if c.get('timed_out') else ''}]")

@@ -17,13 +17,15 @@ from typing import Any
 import anthropic
 import httpx
 
-from papercoder.errors import ConfigError, FormatError, MalformedResponseError, ModelError
+from papercoder.errors import ConfigError, FormatError, ModelError
 from papercoder.models.base import Completion, Message, Schema, Usage, schema_json, schema_name
 from papercoder.models.clientpool import ClientPool
 from papercoder.models.failures import (
     Failure,
     api_key,
     body_detail,
+    body_object,
+    describe,
     endpoint_from,
     one_line,
     status_failure,
@@ -32,9 +34,7 @@ from papercoder.models.failures import (
 from papercoder.models.retry import (
     DEFAULT_MAX_RETRY_WAIT,
     Attempted,
-    describe,
     retry_after,
-    shape_error,
     waited_too_long,
     with_retries,
 )
@@ -183,15 +183,7 @@ class AnthropicModel:
     def _completion(self, body: str, schema: Schema | None, wrapped: bool,
                     latency: float) -> Completion:
         """The answer in a 200 body, every field checked before it is used."""
-        def bad(problem: str) -> MalformedResponseError:
-            return MalformedResponseError(shape_error(self.where, problem), raw=body)
-
-        try:
-            data = loads_bounded(body)
-        except ValueError as e:
-            raise bad(f"the body is not JSON: {one_line(e, 80)}") from None
-        if not isinstance(data, dict):
-            raise bad(f"the body is {describe(data)}, not an object")
+        data, bad = body_object(body, self.where)
         content, u = data.get("content"), data.get("usage")
         if not isinstance(content, list):
             raise bad("no content in the answer" if content is None

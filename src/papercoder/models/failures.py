@@ -6,17 +6,20 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from papercoder.errors import (
     AuthError,
     ContextOverflowError,
+    MalformedResponseError,
     ModelError,
     RetriesExhaustedError,
     UnknownModelError,
 )
+from papercoder.models.structured import loads_bounded
 
 _CONTEXT_HINTS = ("context_length_exceeded", "maximum context length", "context window",
                   "prompt is too long", "too many tokens", "context length")
@@ -157,3 +160,44 @@ def api_key(env_var: str, endpoint: str | None) -> str | None:
     if key:
         return key
     return NO_KEY if endpoint and is_private_url(endpoint) else None
+
+
+def shape_error(where: str, problem: str) -> str:
+    """One sentence for a 200 answer whose body has the wrong shape."""
+    return (f"{where} sent a response that is not a valid answer ({problem}); check that the "
+            "URL points at the right kind of API.")
+
+
+def describe(value: Any) -> str:
+    """The JSON type of a value, for shape errors."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def body_object(
+    body: str, where: str,
+) -> tuple[dict[str, Any], Callable[[str], MalformedResponseError]]:
+    """The JSON object in a 200 body, and ``bad``: the MalformedResponseError (carrying the
+    body, which the Caller stores) for a problem the caller finds in it. A body that is not
+    JSON, or not an object, is already such an error."""
+    def bad(problem: str) -> MalformedResponseError:
+        return MalformedResponseError(shape_error(where, problem), raw=body)
+
+    try:
+        data = loads_bounded(body)
+    except ValueError as e:
+        raise bad(f"the body is not JSON: {one_line(e, 80)}") from None
+    if not isinstance(data, dict):
+        raise bad(f"the body is {describe(data)}, not an object")
+    return data, bad

@@ -38,23 +38,22 @@ from papercoder.models.failures import (
     Failure,
     api_key,
     body_detail,
+    body_object,
+    describe,
     endpoint_from,
     looks_like_context_overflow,
-    one_line,
     status_failure,
     to_error,
 )
 from papercoder.models.retry import (
     DEFAULT_MAX_RETRY_WAIT,
     Attempted,
-    describe,
     retry_after,
-    shape_error,
     waited_too_long,
     with_retries,
 )
 from papercoder.models.settings import settings_for
-from papercoder.models.structured import instructions, loads_bounded, parse
+from papercoder.models.structured import instructions, parse
 from papercoder.tokens import estimate_messages, estimate_tokens
 
 FORMS = ("json_schema", "json_object", "instructions")
@@ -254,15 +253,7 @@ class OpenAIModel:
                     latency: float) -> Completion:
         """The answer in a 200 body, every field checked before it is used: a body of the
         wrong shape is a MalformedResponseError carrying the body (the Caller stores it)."""
-        def bad(problem: str) -> MalformedResponseError:
-            return MalformedResponseError(shape_error(self.where, problem), raw=body)
-
-        try:
-            data = loads_bounded(body)
-        except ValueError as e:
-            raise bad(f"the body is not JSON: {one_line(e, 80)}") from None
-        if not isinstance(data, dict):
-            raise bad(f"the body is {describe(data)}, not an object")
+        data, bad = body_object(body, self.where)
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
             raise bad("no choices in the answer" if choices in (None, [])

@@ -22,7 +22,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from papercoder.errors import ModelError, RetriesExhaustedError
 from papercoder.models.failures import Failure
@@ -133,26 +133,3 @@ def waited_too_long(where: str, status: int | None, asked: float, cap: float,
         f"{where} answered {what} and asked to wait {asked:.0f} s before retrying, more than "
         f"the {cap:g} s retry-wait cap (after {attempts_text(attempts)}); wait and rerun, or "
         "raise --max-retry-wait.")
-
-
-def shape_error(where: str, problem: str) -> str:
-    """One sentence for a 200 answer whose body has the wrong shape."""
-    return (f"{where} sent a response that is not a valid answer ({problem}); check that the "
-            "URL points at the right kind of API.")
-
-
-def describe(value: Any) -> str:
-    """The JSON type of a value, for shape errors."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -23,6 +24,8 @@ _CONTENT_RE = re.compile(r"\[CONTENT\](.*?)\[/CONTENT\]", re.S | re.I)
 _FENCE_RE = re.compile(r"```(?:json|JSON)?[ \t]*\n(.*?)```", re.S)
 _BAD_ESCAPE_RE = re.compile(r'\\(?!["\\/bfnrtu])')
 _TRAILING_COMMA_RE = re.compile(r",(\s*[}\]])")
+_STRING_OR_COMMENT_RE = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|//[^\n]*', re.S)
+"""A JSON string (an unterminated one runs to the end), or a ``//`` comment outside one."""
 
 MAX_JSON_DEPTH = 64
 """Deepest nesting of objects and arrays accepted in a model's or a server's JSON."""
@@ -34,21 +37,37 @@ class TooDeep(ValueError):
     """JSON text nested or sized beyond the bounds: refused before it is parsed."""
 
 
+class _OutsideStrings:
+    """The characters of JSON text that stand outside its strings (quotes left out), walked
+    once; when the walk has ended, ``in_str`` says the text ended inside a string and ``esc``
+    that it ended just after a backslash there."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.in_str = self.esc = False
+
+    def __iter__(self) -> Iterator[str]:
+        in_str = esc = False
+        for c in self.text:
+            if in_str:
+                if esc:
+                    esc = False
+                elif c == "\\":
+                    esc = True
+                elif c == '"':
+                    in_str = False
+            elif c == '"':
+                in_str = True
+            else:
+                yield c
+        self.in_str, self.esc = in_str, esc
+
+
 def json_depth(text: str) -> int:
     """The deepest bracket nesting in ``text``, counting only brackets outside strings."""
     depth = deepest = 0
-    in_str = esc = False
-    for c in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif c == "\\":
-                esc = True
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-        elif c in "{[":
+    for c in _OutsideStrings(text):
+        if c in "{[":
             depth += 1
             if depth > deepest:
                 deepest = depth
@@ -101,18 +120,9 @@ def close_truncated(text: str) -> str | None:
     if start == -1:
         return None
     stack: list[str] = []
-    in_str = esc = False
-    for c in text[start:]:
-        if in_str:
-            if esc:
-                esc = False
-            elif c == "\\":
-                esc = True
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-        elif c in "{[":
+    walk = _OutsideStrings(text[start:])
+    for c in walk:
+        if c in "{[":
             stack.append("}" if c == "{" else "]")
         elif c in "}]":
             if not stack:
@@ -123,8 +133,8 @@ def close_truncated(text: str) -> str | None:
     if not stack:
         return None
     out = text[start:]
-    if in_str:
-        out = out[:-1] if esc else out
+    if walk.in_str:
+        out = out[:-1] if walk.esc else out
         out += '"'
     out = out.rstrip()
     if out.endswith(","):
@@ -136,28 +146,7 @@ def close_truncated(text: str) -> str | None:
 
 def _strip_line_comments(s: str) -> str:
     """Drop ``// ...`` comments that are outside strings."""
-    out, in_str, esc, i = [], False, False, 0
-    while i < len(s):
-        c = s[i]
-        if in_str:
-            out.append(c)
-            if esc:
-                esc = False
-            elif c == "\\":
-                esc = True
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-            out.append(c)
-        elif c == "/" and s[i : i + 2] == "//":
-            while i < len(s) and s[i] != "\n":
-                i += 1
-            continue
-        else:
-            out.append(c)
-        i += 1
-    return "".join(out)
+    return _STRING_OR_COMMENT_RE.sub(lambda m: m.group(0) if m.group(0)[0] == '"' else "", s)
 
 
 def _loads_lenient(s: str) -> Any:

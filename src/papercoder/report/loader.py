@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from papercoder.errors import PapercoderError
+from papercoder.pipeline.paths import open_fd_inside
+
 TEXT_LIMIT = 200_000
 """Characters kept of one Markdown text (plan, analysis) or code file."""
 SHORT_LIMIT = 4_000
@@ -89,28 +92,15 @@ def _clean_rel(rel: str) -> list[str] | None:
 
 def read_file(root: Path, rel: str, limit: int = FILE_BYTES,
               tail: bool = False) -> tuple[str | None, bool]:
-    """(text, clipped) of ``root/rel``; None when absent, a link, not a regular file or outside
-    ``root``. ``tail`` keeps the end of a long file instead of its start."""
-    parts = _clean_rel(rel)
-    if parts is None:
-        return None, False
-    path = root
+    """(text, clipped) of ``root/rel``; None when absent, reached through a link (symbolic, or
+    a hard link), not a regular file or outside ``root`` (``paths.open_fd_inside`` refuses
+    these). ``tail`` keeps the end of a long file instead of its start."""
     try:
-        if stat.S_ISLNK(os.lstat(root).st_mode):
-            return None, False
-        for p in parts:
-            path = path / p
-            if stat.S_ISLNK(os.lstat(path).st_mode):
-                return None, False
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        fd = os.open(path, flags)
-    except OSError:
+        fd = open_fd_inside(root, rel, os.O_RDONLY)
+    except (PapercoderError, OSError):
         return None, False
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None, False
-        size = st.st_size
+        size = os.fstat(fd).st_size
         if tail and size > limit:
             os.lseek(fd, size - limit, os.SEEK_SET)
         data = b""

@@ -28,7 +28,7 @@ def cache_key(model: str, messages: Sequence[Mapping[str, Any]], **params: Any) 
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def storable(text: str | None) -> str | None:
+def escape_surrogates(text: str | None) -> str | None:
     """``text`` as SQLite can store it: lone surrogates (which UTF-8 cannot encode) are kept
     visibly as ``\\udXXX`` escapes instead of failing the write."""
     if text is None:
@@ -41,7 +41,7 @@ def storable(text: str | None) -> str | None:
 
 
 def _dumps(value: Any) -> str:
-    return storable(json.dumps(value, ensure_ascii=False, default=str)) or ""
+    return escape_surrogates(json.dumps(value, ensure_ascii=False, default=str)) or ""
 
 
 def new_run_id() -> str:
@@ -141,8 +141,8 @@ class Store:
                 "INSERT INTO runs(id, created, command, paper, model, out_dir, status, settings)"
                 " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status='running',"
                 " model=excluded.model, settings=excluded.settings",
-                (rid, time.time(), command, storable(paper), storable(model),
-                 storable(out_dir), "running", _dumps(dict(settings or {}))),
+                (rid, time.time(), command, escape_surrogates(paper), escape_surrogates(model),
+                 escape_surrogates(out_dir), "running", _dumps(dict(settings or {}))),
             )
         return rid
 
@@ -213,13 +213,15 @@ class Store:
                 " completion_tokens, cost, latency, finish_reason, status, error, cached_from)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    run_id, time.time(), storable(stage), storable(file), storable(model), key,
+                    run_id, time.time(), escape_surrogates(stage), escape_surrogates(file),
+                    escape_surrogates(model), key,
                     _dumps(request),
-                    storable(response),
+                    escape_surrogates(response),
                     None if parsed is None else _dumps(parsed),
                     u.get("prompt_tokens", 0), u.get("cached_prompt_tokens", 0),
                     u.get("cache_write_tokens", 0), u.get("completion_tokens", 0),
-                    cost, latency, storable(finish_reason), status, storable(error),
+                    cost, latency, escape_surrogates(finish_reason), status,
+                    escape_surrogates(error),
                     cached_from,
                 ),
             )

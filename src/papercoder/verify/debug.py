@@ -20,6 +20,7 @@ from typing import Any
 from papercoder.errors import FormatError
 from papercoder.llm import Caller
 from papercoder.models.base import Completion, Message
+from papercoder.pipeline.answers import parse_python
 from papercoder.prompts import render
 from papercoder.verify.edits import apply_to, parse_edits
 from papercoder.verify.smoke import Failure, SmokeCommand
@@ -73,7 +74,7 @@ def signature(failure: Failure) -> str:
 
 def _local_imports(source: str, modules: dict[str, str]) -> list[str]:
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError:
         return []
     out: list[str] = []
@@ -189,7 +190,7 @@ async def ask_repair(caller: Caller, messages: list[Message], code: Mapping[str,
         for p, content in new.items():
             if p.endswith(".py"):
                 try:
-                    ast.parse(content)
+                    parse_python(content)
                 except SyntaxError as e:
                     raise FormatError(
                         f"After your edits {p} does not parse ({e.msg}, line {e.lineno}). "

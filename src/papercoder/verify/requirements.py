@@ -19,6 +19,8 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from papercoder.pipeline.answers import parse_python
+
 
 @lru_cache(maxsize=1)
 def import_table() -> dict[str, list[str]]:
@@ -78,7 +80,7 @@ def _optional(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
 def imported_modules(source: str) -> list[tuple[str, int]]:
     """(top-level module, line) of each absolute, non-optional import in ``source``."""
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError:
         return []
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}

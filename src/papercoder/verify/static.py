@@ -16,6 +16,7 @@ import yaml
 from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
+from papercoder.pipeline.answers import parse_python
 from papercoder.pipeline.crosscheck import unresolved_imports
 from papercoder.verify.requirements import missing_requirements
 
@@ -47,7 +48,7 @@ def check_syntax(code: Mapping[str, str]) -> tuple[list[Finding], dict[str, ast.
         if not f.endswith(".py"):
             continue
         try:
-            trees[f] = ast.parse(src, filename=f)
+            trees[f] = parse_python(src)
         except SyntaxError as e:
             findings.append(finding(f, e.lineno, "syntax", f"does not parse: {e.msg}"))
     return findings, trees
