@@ -310,3 +310,54 @@ def test_png_is_valid_greyscale(pdf_path: Path) -> None:
     raw = zlib.decompress(idat)
     assert len(raw) == h * (w + 1)
     assert min(raw[1:w + 1]) > 200  # the top row of a page is white paper
+
+
+def _pipeline_responder(body: dict[str, Any]) -> str:
+    return TRANSCRIPT if _has_image(body) else ph.respond(body)
+
+
+def test_batch_reads_pdf_pages_with_the_model(pdf_path: Path, tmp_path: Path) -> None:
+    from papercoder.batch import BatchOptions, discover, run_batch
+
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    (papers / "small.pdf").write_bytes(pdf_path.read_bytes())
+    with FakeOpenAIServer(_pipeline_responder) as srv:
+        opts = BatchOptions(model="openai/gpt-4.1", base_url=srv.url, out=tmp_path / "out",
+                            workers=1, quiet=True, pdf_reader="model")
+        rows = asyncio.run(run_batch(discover(papers), opts))
+        assert sum(1 for b in srv.bodies("/chat/completions") if _has_image(b)) == 1
+    assert rows[0]["status"] == "done", rows
+    m = json.loads((tmp_path / "out" / "small" / "run.json").read_text())
+    assert m["paper"]["reader"]["transcribed"] == [2]
+
+
+def test_sections_added_after_reading_are_kept(pdf_path: Path, tmp_path: Path) -> None:
+    from papercoder.paper import Section, load_paper_and_pdf
+    from papercoder.pipeline import RunOptions, run_pipeline
+
+    paper, pdf = load_paper_and_pdf(pdf_path)
+    paper.sections.append(Section("Addendum", "ADDENDUM-TEXT from the authors."))
+    model = ScriptedModel({**ph.script(), "ingest": TRANSCRIPT})
+    opts = RunOptions(paper=str(pdf_path), out=tmp_path / "out", stop_after="planning",
+                      pdf_reader="model", quiet=True)
+    m = run_pipeline(opts, model=model, store=Store(tmp_path / "s.db"), paper=paper, pdf=pdf)
+    assert m.paper["reader"]["transcribed"] == [2]
+    plan_prompt = json.dumps(next(h["messages"] for h in model.history
+                                  if h["meta"].get("stage") == "plan"))
+    assert "MODEL-READ method prose." in plan_prompt and "ADDENDUM-TEXT" in plan_prompt
+    assert plan_prompt.index("MODEL-READ") < plan_prompt.index("ADDENDUM-TEXT")
+
+
+def test_budget_stops_before_the_page_call(pdf_path: Path, tmp_path: Path,
+                                           monkeypatch) -> None:
+    from papercoder.errors import BudgetExceeded
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with FakeOpenAIServer(responder=lambda body: TRANSCRIPT) as srv:
+        model = OpenAIModel("gpt-4.1", base_url=srv.url)
+        store = Store(tmp_path / "s.db")
+        caller = Caller(model, store, store.create_run("ingest"), max_cost=0.001)
+        with pytest.raises(BudgetExceeded, match="--max-cost"):
+            asyncio.run(read_with_model(PdfDocument.open(pdf_path), caller=caller))
+        assert srv.bodies() == []

@@ -59,13 +59,13 @@ def _file_log(ws: Workspace) -> logging.Handler:
 async def run_pipeline_async(opts: RunOptions, *, model: Model | None = None,
                              store: Store | None = None, paper: Paper | None = None,
                              progress: Progress | None = None,
-                             reader: Model | None = None) -> Manifest:
-    """One run. ``paper`` may be given already read (then ``--pdf-reader`` has no PDF to
-    transcribe); ``reader`` is the model that transcribes pages (default: ``model``, or
-    ``opts.reader_model``)."""
+                             reader: Model | None = None, pdf: object = None) -> Manifest:
+    """One run. ``paper`` may be given already read, with its ``pdf``
+    (:func:`papercoder.paper.load_paper_and_pdf`) for ``--pdf-reader model``; sections added
+    to it after reading (an addendum) are kept after the pages are transcribed. ``reader`` is
+    the model that transcribes pages (default: ``opts.reader_model``, else ``model``)."""
     started = time.perf_counter()  # the final line's time is wall time, reading included
     ws = Workspace(opts.out)
-    pdf = None
     if paper is None:
         paper, pdf = load_paper_and_pdf(opts.paper, prefer_source=opts.prefer_source)
     model = model or get_model(opts.model or default_model_name()[0], base_url=opts.base_url,

@@ -159,6 +159,8 @@ class Pipeline:
         found = self.pdf.found
         self.progress.stage("ingest", len(found.maths_pages()) if mode == "model"
                             else self.pdf.pages)
+        # Sections added to the paper after reading (a batch's addendum) stay at the end.
+        extra = self.paper.sections[len(self.pdf.paper().sections):]
         before, started = _snapshot(caller.totals), time.perf_counter()
         status = "failed"
         try:
@@ -173,6 +175,8 @@ class Pipeline:
                                   "status": status}
             if caller is not self.caller:  # the transcriptions count toward --max-cost
                 self.caller.spent_before += caller.totals.cost - before.cost
+        paper.sections += extra
+        paper.read_from = self.paper.read_from
         self.paper = paper
         m.paper.update(tokens=paper.estimate_tokens(), warnings=list(paper.warnings),
                        reader=report.to_dict())
