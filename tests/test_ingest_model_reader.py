@@ -361,3 +361,22 @@ def test_budget_stops_before_the_page_call(pdf_path: Path, tmp_path: Path,
         with pytest.raises(BudgetExceeded, match="--max-cost"):
             asyncio.run(read_with_model(PdfDocument.open(pdf_path), caller=caller))
         assert srv.bodies() == []
+
+
+def test_split_transcript_cuts_at_the_pages_headings() -> None:
+    from papercoder.paper.pdf_pages import split_transcript
+
+    md = ("end of the previous section.\n\nlimitations\n\n## 2. Limitations\n\nSome text.\n"
+          "```\n# 3 Training\n```\n**3 Training.** We train for\n10 epochs.\n\n"
+          "### A detail\n\n$$\n4 Evaluation\n$$\n4 Evaluation\nWe evaluate.")
+    parts = split_transcript(md, ["2 Limitations", "3 Training", "4 Evaluation"])
+    assert parts is not None
+    lead, lim, train, ev = parts
+    # The marked heading wins over the earlier bare word; a fenced "# 3 Training" and a
+    # display equation are not headings; a run-in bold heading keeps its paragraph.
+    assert lead == "end of the previous section.\n\nlimitations"
+    assert lim.startswith("Some text.") and "# 3 Training" in lim
+    assert train.startswith("We train for\n10 epochs.") and "**A detail**" in train
+    assert "$$\n4 Evaluation\n$$" in train
+    assert ev == "We evaluate."
+    assert split_transcript("## 2 Method\n\ntext", ["2 Method", "3 Results"]) is None

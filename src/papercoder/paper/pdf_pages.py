@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from papercoder.paper.pdf_headings import norm, strip_number
 
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(?P<text>.*?)\s*#*\s*$")
+_RUN_IN = re.compile(r"^\s*(?:\*\*|__)(?P<text>[^*_].*?)(?:\*\*|__)\s*(?P<rest>\S.*)$")
 _BOLD_LINE = re.compile(r"^\s*(?:\*\*|__)(?P<text>[^*_].*?)(?:\*\*|__)[.:]?\s*$")
 _DISPLAY = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]", re.S)
 
@@ -44,9 +45,12 @@ def _key(text: str) -> str:
     return norm(strip_number(t)) or norm(t)
 
 
-def _matches(line: str, heading: str) -> bool:
-    """Whether a transcription line is the given heading (numbering and emphasis aside)."""
+def _matches(line: str, heading: str, *, marked: bool) -> bool:
+    """Whether a transcription line is the given heading (numbering and emphasis aside):
+    a Markdown heading or bold line (``marked``), else a line of the heading's text alone."""
     m = _MD_HEADING.match(line) or _BOLD_LINE.match(line)
+    if marked != (m is not None):
+        return False
     text = m.group("text") if m else line.strip()
     if not text or len(text) > 200:
         return False
@@ -59,6 +63,15 @@ def _matches(line: str, heading: str) -> bool:
         return False  # an unmarked line must be the heading exactly
     short, long = sorted((a, b), key=len)
     return len(short) >= 6 and long.startswith(short)
+
+
+def _run_in(line: str, heading: str) -> str | None:
+    """The rest of a paragraph that opens with the heading in bold ("**Training.** We
+    train ..."), or None."""
+    m = _RUN_IN.match(line)
+    if m and _key(m.group("text")) == _key(heading) and _key(heading):
+        return m.group("rest")
+    return None
 
 
 def demote_headings(text: str) -> str:
@@ -93,8 +106,24 @@ def split_transcript(text: str, headings: list[str]) -> list[str] | None:
         elif s.endswith("\\]"):
             fenced = False
     for h in headings:
-        found = next((i for i in range(pos, len(lines))
-                      if not fence_at[i] and _matches(lines[i], h)), None)
+        # A marked heading first; then a line of the heading's text alone; then a paragraph
+        # that opens with it in bold (the rest of that line stays in the section).
+        found = None
+        for how in ("marked", "plain", "run-in"):
+            for i in range(pos, len(lines)):
+                if fence_at[i]:
+                    continue
+                if how == "run-in":
+                    rest = _run_in(lines[i], h)
+                    if rest is not None:
+                        lines[i] = "\x00" + rest  # the heading is cut, its paragraph kept
+                        found = i
+                        break
+                elif _matches(lines[i], h, marked=how == "marked"):
+                    found = i
+                    break
+            if found is not None:
+                break
         if found is None:
             return None
         cuts.append(found)
@@ -102,7 +131,11 @@ def split_transcript(text: str, headings: list[str]) -> list[str] | None:
     bounds = [-1, *cuts, len(lines)]
     pieces = []
     for a, b in zip(bounds, bounds[1:], strict=False):
-        pieces.append(demote_headings("\n".join(lines[a + 1:b])).strip())
+        start = a if a >= 0 and lines[a].startswith("\x00") else a + 1
+        body = lines[start:b]
+        if body and body[0].startswith("\x00"):
+            body = [body[0][1:], *body[1:]]
+        pieces.append(demote_headings("\n".join(body)).strip())
     return pieces
 
 
