@@ -380,3 +380,21 @@ def test_split_transcript_cuts_at_the_pages_headings() -> None:
     assert "$$\n4 Evaluation\n$$" in train
     assert ev == "We evaluate."
     assert split_transcript("## 2 Method\n\ntext", ["2 Method", "3 Results"]) is None
+
+
+def test_reader_model_is_its_own_caller_on_the_same_run(pdf_path: Path, tmp_path: Path) -> None:
+    from papercoder.pipeline import RunOptions, run_pipeline
+
+    writer = ScriptedModel(ph.script(), name="scripted:writer")
+    reader = ScriptedModel({"ingest": TRANSCRIPT}, name="scripted:reader")
+    store = Store(tmp_path / "s.db")
+    opts = RunOptions(paper=str(pdf_path), out=tmp_path / "out", stop_after="planning",
+                      pdf_reader="model", reader_model="scripted:reader", quiet=True)
+    m = run_pipeline(opts, model=writer, store=store, reader=reader)
+    assert len(reader.history) == 1 and reader.history[0]["meta"]["stage"] == "ingest"
+    assert all(h["meta"]["stage"] != "ingest" for h in writer.history)
+    assert m.paper["reader"]["model"] == "scripted:reader"
+    assert m.stages["ingest"]["calls"] == 1
+    assert m.totals["calls"] == len(writer.history) + 1  # the page call counts in the totals
+    rows = {(r["stage"], r["model"]) for r in store.cost_summary(m.run_id)}
+    assert ("ingest", "scripted:reader") in rows and ("plan", "scripted:writer") in rows

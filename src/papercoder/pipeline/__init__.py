@@ -165,6 +165,8 @@ class _GracefulStop:
             return
         caller = self.pipe.caller
         caller.stop()
+        if self.pipe.reader_caller is not None:  # --reader-model's page calls stop too
+            self.pipe.reader_caller.stop()
         n = caller.in_flight
         self.pipe.progress.say(styled(
             ("Stopping:", "bold yellow"),
