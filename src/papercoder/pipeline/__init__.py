@@ -17,7 +17,7 @@ from papercoder.config import default_db_path
 from papercoder.console import styled
 from papercoder.errors import ConfigError, Interrupted
 from papercoder.models import Model, default_model_name, get_model
-from papercoder.paper import Paper, load_paper_and_pdf
+from papercoder.paper import Paper, load_paper, load_paper_and_pdf
 from papercoder.pipeline.lock import out_lock
 from papercoder.pipeline.options import RunOptions
 from papercoder.pipeline.progress import Progress
@@ -66,7 +66,9 @@ async def run_pipeline_async(opts: RunOptions, *, model: Model | None = None,
     the model that transcribes pages (default: ``opts.reader_model``, else ``model``)."""
     started = time.perf_counter()  # the final line's time is wall time, reading included
     ws = Workspace(opts.out)
-    if paper is None:
+    if paper is None and opts.pdf_reader == "default":
+        paper = load_paper(opts.paper, prefer_source=opts.prefer_source)
+    elif paper is None:  # the laid-out PDF is kept for the model reader
         paper, pdf = load_paper_and_pdf(opts.paper, prefer_source=opts.prefer_source)
     model = model or get_model(opts.model or default_model_name()[0], base_url=opts.base_url,
                                timeout=opts.timeout, max_retries=opts.max_retries,
