@@ -66,6 +66,7 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/context_cost.py
 	$(PY) bench/ingest_fidelity.py ../shared/papers/*/
 	$(PY) bench/latex_equations.py
+	$(PY) bench/page_reader.py
 	$(PY) bench/local_model.py
 	$(PY) bench/report.py
 	$(PY) bench/eval_cost.py

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from papercoder.errors import (
     BudgetExceeded,
+    ConfigError,
     ContextOverflowError,
     FormatError,
     Interrupted,
@@ -31,7 +32,16 @@ from papercoder.errors import (
     ModelOutputError,
     PapercoderError,
 )
-from papercoder.models.base import Completion, Message, Model, Schema, Usage, schema_fingerprint
+from papercoder.models.base import (
+    Completion,
+    Message,
+    Model,
+    Schema,
+    Usage,
+    has_images,
+    loggable,
+    schema_fingerprint,
+)
 from papercoder.models.settings import cost_of, price_for, settings_for
 from papercoder.models.structured import close_truncated, parse_truncated
 from papercoder.models.structured import parse as parse_structured
@@ -42,6 +52,9 @@ from papercoder.tokens import estimate_messages
 log = logging.getLogger("papercoder")
 
 DEFAULT_EXPECTED_OUTPUT = 2000
+IMAGE_TOKENS = 1600
+"""Input tokens assumed per image for the budget and context checks (a page rendered at the
+reader's size costs about this much with OpenAI's and Anthropic's image pricing)."""
 TRUNCATED = {"length", "max_tokens"}
 """Finish reasons that mean the answer was cut off by the output limit."""
 FILTERED = {"content_filter", "refusal", "safety", "recitation", "blocklist",
@@ -95,6 +108,13 @@ class Totals:
     cost: float = 0.0
     unpriced_calls: int = 0
     seconds: float = 0.0
+
+
+def _estimate(messages: Sequence[Message]) -> int:
+    """Estimated input tokens: the text, plus :data:`IMAGE_TOKENS` per image."""
+    text = [{"role": m["role"], "content": m["content"]} for m in messages]
+    return estimate_messages(text) + IMAGE_TOKENS * sum(len(m.get("images") or [])
+                                                         for m in messages)
 
 
 def _jsonable(parsed: Any) -> Any:
@@ -163,7 +183,7 @@ class Caller:
         price = price_for(self.model.name)
         if price is None:
             return
-        est_in = estimate_messages(list(messages))
+        est_in = _estimate(messages)
         est_out = max_tokens or DEFAULT_EXPECTED_OUTPUT
         projected = self.spent + (est_in * price.input + est_out * price.output) / 1e6
         if projected > self.max_cost:
@@ -186,12 +206,17 @@ class Caller:
     ) -> Completion:
         if self.stopping:
             raise Interrupted()
+        if has_images(messages) and not getattr(self.model, "takes_images", False):
+            raise ConfigError(f"{self.model.name} cannot take images; choose a model that can "
+                              "(e.g. --reader-model openai/gpt-4.1).")
         params = {"schema": schema_fingerprint(schema), "temperature": temperature,
                   "max_tokens": max_tokens}
         ident = self.model.name + (f"@{self.model.endpoint}" if getattr(
             self.model, "endpoint", None) else "")
-        key = cache_key(ident, messages, **params)
-        request = {"messages": messages, **params}
+        # Images are hashed (SHA-256 and size stand for their bytes) and logged that way.
+        logged = loggable(messages)
+        key = cache_key(ident, logged, **params)
+        request = {"messages": logged, **params}
         if self.use_cache:
             hit = self.store.lookup(key)
             if hit is not None and hit.status == "malformed":
@@ -211,7 +236,7 @@ class Caller:
                                parsed=hit.parsed, cached=True, cost=0.0)
                 self._account(stage, c)
                 return c
-        est = estimate_messages(messages)
+        est = _estimate(messages)
         if est + (max_tokens or 0) > self.context_window * 1.1:
             raise ContextOverflowError(
                 f"The {stage} request (~{est} tokens) does not fit {self.model.name}'s context "

@@ -122,17 +122,24 @@ def batch(
                                           help="GPUs each Ray task requests for --execute."),
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds per model call."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    pdf_reader: str = typer.Option("default", "--pdf-reader", help="default, model or "
+                                   "model-all: a vision model transcribes PDF pages (see run)."),
+    reader_model: str | None = typer.Option(None, "--reader-model", help="The vision model "
+                                            "for --pdf-reader model (default: --model)."),
 ) -> None:
     """Run many papers: resumable, rate-limited, one progress display, a summary table."""
     from papercoder.batch.inputs import discover
     from papercoder.batch.runner import BatchOptions, run_batch
+    from papercoder.ingest import check_reader
 
     _eval_options(eval_mode, judge)
+    check_reader(pdf_reader)
     items = discover(input_path)
     opts = BatchOptions(model=model, out=out, workers=workers, concurrency=concurrency,
                         base_url=base_url, timeout=timeout, max_cost=max_cost, rpm=rpm, tpm=tpm,
                         execute=execute, eval_mode=eval_mode, judge=judge,
-                        gpus_per_verify=gpus_per_verify, quiet=quiet)
+                        gpus_per_verify=gpus_per_verify, quiet=quiet, pdf_reader=pdf_reader,
+                        reader_model=reader_model)
     with Board([i.slug for i in items], quiet) as board:
         rows = asyncio.run(run_batch(items, opts, emit=board.emit, use_ray=ray or bool(
             ray_address), ray_address=ray_address))

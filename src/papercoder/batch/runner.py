@@ -57,6 +57,9 @@ class BatchOptions:
     eval_options: dict[str, Any] = field(default_factory=dict)
     quiet: bool = False
     context: str = "scoped"
+    pdf_reader: str = "default"
+    """--pdf-reader: default, model or model-all (a vision model transcribes PDF pages)."""
+    reader_model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -131,7 +134,7 @@ async def run_paper(item: PaperItem, opts: BatchOptions, limiter: SharedLimiter,
                     *, out: Path | None = None) -> dict[str, Any]:
     """Generate (then verify and grade, when asked) one paper into ``out`` (default
     ``OUTDIR/<slug>``). Never raises for a paper's own failure: the result says it."""
-    from papercoder.paper import load_paper
+    from papercoder.paper import load_paper_and_pdf
     from papercoder.pipeline import RunOptions, run_pipeline_async
     from papercoder.store import Store
 
@@ -145,13 +148,18 @@ async def run_paper(item: PaperItem, opts: BatchOptions, limiter: SharedLimiter,
         store = Store(out / STORE_NAME)
         model = _model(opts.model, opts.base_url, opts.timeout, limiter, _limits(opts))
         # parsing is CPU work: in a thread, so the other papers' requests leave on time
-        paper = _with_addendum(await asyncio.to_thread(load_paper, item.source), item.addendum)
+        paper, pdf = await asyncio.to_thread(load_paper_and_pdf, item.source)
+        paper = _with_addendum(paper, item.addendum)
         run_opts = RunOptions(paper=item.source, out=out, model=opts.model,
                               base_url=opts.base_url, concurrency=opts.concurrency,
                               max_cost=opts.max_cost, quiet=True, timeout=opts.timeout,
-                              context=opts.context)  # type: ignore[arg-type]
+                              context=opts.context, pdf_reader=opts.pdf_reader,
+                              reader_model=opts.reader_model)  # type: ignore[arg-type]
+        reader = None if not opts.reader_model or opts.pdf_reader == "default" or pdf is None \
+            else _model(opts.reader_model, opts.base_url, opts.timeout, limiter, _limits(opts))
         manifest = await run_pipeline_async(run_opts, model=model, store=store, paper=paper,
-                                            progress=PaperProgress(item.slug, emit))
+                                            progress=PaperProgress(item.slug, emit), pdf=pdf,
+                                            reader=reader)
         result["status"] = manifest.status
         result["error"] = manifest.error
         if opts.execute or stages.verify_available():

@@ -7,10 +7,10 @@ from importlib import import_module
 
 from papercoder.config import load_user_config
 from papercoder.errors import ConfigError
-from papercoder.models.base import Completion, Message, Model, Usage
+from papercoder.models.base import Completion, ImagePart, Message, Model, Usage
 
-__all__ = ["Completion", "Message", "Model", "Usage", "get_model", "resolve_name",
-           "default_model_name", "PROVIDERS"]
+__all__ = ["Completion", "ImagePart", "Message", "Model", "Usage", "get_model", "resolve_name",
+           "default_model_name", "takes_images", "PROVIDERS"]
 
 # provider -> "module:Class"; imported only when used.
 PROVIDERS: dict[str, str] = {
@@ -41,6 +41,12 @@ def resolve_name(name: str, base_url: str | None = None) -> tuple[str, str | Non
         alias = aliases[name]
         name, base_url = alias.model, base_url or alias.base_url
     return name, base_url
+
+
+def takes_images(model: Model) -> bool:
+    """Whether a backend and model take image input: the hosted backends say so from the
+    settings table (``vision``), the scripted model does, the local llama.cpp one does not."""
+    return bool(getattr(model, "takes_images", False))
 
 
 def _load(provider: str) -> type:

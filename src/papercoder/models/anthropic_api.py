@@ -57,14 +57,18 @@ def to_anthropic(messages: Sequence[Message]) -> tuple[list[dict[str, Any]], lis
     turns: list[dict[str, Any]] = []
     for i, m in enumerate(messages):
         block: dict[str, Any] = {"type": "text", "text": m["content"] or "(empty)"}
+        blocks = [block] + [
+            {"type": "image", "source": {"type": "base64", "media_type": im.media_type,
+                                         "data": im.base64()}}
+            for im in m.get("images") or []]
         if i in marked:
-            block["cache_control"] = dict(_EPHEMERAL)
+            blocks[-1]["cache_control"] = dict(_EPHEMERAL)
         if m["role"] == "system":
             system.append(block)
         elif turns and turns[-1]["role"] == m["role"]:
-            turns[-1]["content"].append(block)
+            turns[-1]["content"].extend(blocks)
         else:
-            turns.append({"role": m["role"], "content": [block]})
+            turns.append({"role": m["role"], "content": blocks})
     if not turns or turns[0]["role"] != "user":
         turns.insert(0, {"role": "user", "content": [{"type": "text", "text": "Begin."}]})
     return system, turns
@@ -104,6 +108,8 @@ class AnthropicModel:
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self.settings = settings_for(self.name)
+        self.takes_images = self.settings.vision
+        """From the settings table: False for models known to take no image input."""
         key = api_key("ANTHROPIC_API_KEY", self.endpoint)
         if key is None:
             raise ConfigError("ANTHROPIC_API_KEY is not set; set it to your Anthropic API key.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -15,10 +17,50 @@ class _MessageBase(TypedDict):
     content: str
 
 
+@dataclass(frozen=True)
+class ImagePart:
+    """An image sent with a message (a rendered PDF page). Only its hash and size are ever
+    logged or hashed into cache keys; the bytes go to the provider alone."""
+
+    data: bytes
+    media_type: str = "image/png"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+    def placeholder(self) -> dict[str, Any]:
+        """What stands for the image in the log and in cache keys."""
+        return {"image": self.media_type, "sha256": self.sha256, "bytes": len(self.data)}
+
+
 class Message(_MessageBase, total=False):
     cache: bool
     """Mark the end of a long stable prefix: providers that need explicit prompt-cache
     breakpoints (Anthropic) put one after this message."""
+    images: list[ImagePart]
+    """Images that follow the text of this (user) message. Only backends that can see
+    images take them (:func:`takes_images`); the others are refused before any call."""
+
+
+def has_images(messages: Sequence[Message]) -> bool:
+    return any(m.get("images") for m in messages)
+
+
+def loggable(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The messages as they are logged and hashed: each image replaced by its placeholder
+    (media type, SHA-256, size), so the log holds no image bytes and the cache key still
+    changes with the page."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        d: dict[str, Any] = dict(m)
+        if "images" in d:
+            d["images"] = [im.placeholder() for im in d["images"] or []]
+        out.append(d)
+    return out
 
 
 Schema = type[BaseModel] | Mapping[str, Any]

@@ -154,6 +154,8 @@ class LocalModel:
     """A GGUF chat model in this process. ``path`` None means the embedded default model."""
 
     provider = "local"
+    takes_images = False
+    """llama.cpp here runs text models only: image input is refused before any call."""
 
     def __init__(self, path: str | None = None, *, n_ctx: int | None = None) -> None:
         _require_llama_cpp()

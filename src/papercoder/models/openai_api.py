@@ -76,6 +76,19 @@ def refused_forms(endpoint: str | None, model: str, schema: Schema | None = None
     return _REFUSED.setdefault(key, set())
 
 
+def to_openai(m: Message) -> dict[str, Any]:
+    """One chat message; a message with images gets OpenAI's content-part array: the text,
+    then each image as a ``data:`` URL."""
+    images = m.get("images") or []
+    if not images:
+        return {"role": m["role"], "content": m["content"]}
+    parts: list[dict[str, Any]] = [{"type": "text", "text": m["content"]}]
+    for im in images:
+        parts.append({"type": "image_url", "image_url": {
+            "url": f"data:{im.media_type};base64,{im.base64()}"}})
+    return {"role": m["role"], "content": parts}
+
+
 class _Refused(Exception):
     """The endpoint answered a structured-output form with 'not supported'."""
 
@@ -107,6 +120,8 @@ class OpenAIModel:
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self.settings = settings_for(self.name)
+        self.takes_images = self.settings.vision
+        """From the settings table: False for models known to take no image input."""
         key = api_key("OPENAI_API_KEY", self.endpoint)
         if key is None:
             raise ConfigError(
@@ -210,7 +225,8 @@ class OpenAIModel:
         max_tokens: int | None = None,
         meta: Mapping[str, str] | None = None,
     ) -> Completion:
-        plain = [{"role": m["role"], "content": m["content"]} for m in messages]
+        plain = [to_openai(m) for m in messages]
+        text_only = [{"role": m["role"], "content": m["content"]} for m in messages]
         params = self._params(temperature, max_tokens)
         start = time.perf_counter()
         resp: str | None = None
@@ -233,7 +249,7 @@ class OpenAIModel:
                     scope = refused_here if "invalid schema" in str(e).lower() else refused
                     scope.add(form)
         assert resp is not None
-        return self._completion(resp, plain, schema, time.perf_counter() - start)
+        return self._completion(resp, text_only, schema, time.perf_counter() - start)
 
     @staticmethod
     def _form(form: str, messages: list[dict[str, Any]], params: dict[str, Any],

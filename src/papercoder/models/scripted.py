@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from papercoder.errors import ConfigError, ModelOutputError
-from papercoder.models.base import Completion, Message, Schema, Usage
+from papercoder.models.base import Completion, Message, Schema, Usage, loggable
 from papercoder.tokens import estimate_messages, estimate_tokens
 
 # Recording file names per planning step, in the published method's order.
@@ -43,6 +43,8 @@ RECORDING_PLANNING = {
 
 class ScriptedModel:
     provider = "scripted"
+    takes_images = True
+    """Images are accepted (tests); the history keeps their placeholders, not the bytes."""
 
     def __init__(
         self,
@@ -151,7 +153,7 @@ class ScriptedModel:
     ) -> Completion:
         meta = dict(meta or {})
         self.history.append(
-            {"messages": [dict(m) for m in messages], "schema": schema is not None,
+            {"messages": loggable(messages), "schema": schema is not None,
              "temperature": temperature, "max_tokens": max_tokens, "meta": meta}
         )
         start = time.perf_counter()

@@ -102,6 +102,10 @@ class ModelSettings:
     """Requests per minute your account may send (batch runs share it); None: no limit."""
     tpm: float | None = None
     """Tokens per minute, likewise."""
+    vision: bool = True
+    """Takes image input (``--pdf-reader model``). False for models known to take none;
+    unknown models are assumed to take images (a server that refuses them fails the
+    first page's call with its own error)."""
 
 
 def settings_for(model_id: str) -> ModelSettings:

@@ -8,12 +8,13 @@ S2ORC/GROBID JSON, Markdown or plain text) or an arXiv reference (``arxiv:1706.0
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from papercoder.errors import PaperError
 from papercoder.paper.markdown import parse_markdown
 from papercoder.paper.model import Paper, Section
 
-__all__ = ["Paper", "Section", "load_paper", "MAX_BYTES", "EXTRACTORS"]
+__all__ = ["Paper", "Section", "load_paper", "load_paper_and_pdf", "MAX_BYTES", "EXTRACTORS"]
 
 MAX_BYTES = 50 * 1024 * 1024
 EXTRACTORS = ("pypdf", "pymupdf")
@@ -56,6 +57,14 @@ def load_paper(source: str | Path, *, extractor: str = "pypdf",
     on arXiv when ``prefer_source`` (equations exactly as written); the PDF is the fallback
     when arXiv cannot be reached or has no usable source. ``Paper.read_from`` says which.
     """
+    return load_paper_and_pdf(source, extractor=extractor, prefer_source=prefer_source)[0]
+
+
+def load_paper_and_pdf(source: str | Path, *, extractor: str = "pypdf",
+                       prefer_source: bool = True) -> tuple[Paper, Any]:
+    """:func:`load_paper`, and the laid-out :class:`~papercoder.paper.pdf.PdfDocument` when
+    the paper was read from a PDF by the default reader (else None): the model reader
+    (``--pdf-reader model``) transcribes its pages."""
     if extractor not in EXTRACTORS:
         raise PaperError(f"Unknown PDF extractor '{extractor}'; choose one of "
                          f"{', '.join(EXTRACTORS)}.")
@@ -66,7 +75,7 @@ def load_paper(source: str | Path, *, extractor: str = "pypdf",
 
         ident = parse_arxiv_id(text)
         if ident is not None:
-            return load_arxiv(ident)
+            return load_arxiv(ident), None
         if text.lower().startswith(("http://", "https://")):
             raise PaperError(f"Only arXiv links can be fetched ({text} is not one); download "
                              "the paper and give its path.")
@@ -76,7 +85,7 @@ def load_paper(source: str | Path, *, extractor: str = "pypdf",
         from papercoder.paper.latex import read_latex
         from papercoder.paper.latex_source import project_from_dir
 
-        return read_latex(project_from_dir(p))
+        return read_latex(project_from_dir(p)), None
     size = p.stat().st_size
     if size > MAX_BYTES:
         raise PaperError(f"{p} is larger than {MAX_BYTES // (1024 * 1024)} MB; give the paper "
@@ -87,41 +96,43 @@ def load_paper(source: str | Path, *, extractor: str = "pypdf",
     kind = _kind(p, data[:512])
     if kind == "pdf":
         if extractor == "pymupdf":
-            return _read_pymupdf(p)
-        from papercoder.paper.pdf import read_pdf
+            return _read_pymupdf(p), None
+        from papercoder.paper.pdf import PdfDocument
 
         notes: list[str] = []
         if prefer_source:
             from_source, notes = _pdf_via_source(p, data)
             if from_source is not None:
-                return from_source
-        paper = read_pdf(p, data)
-        paper.warnings = notes + paper.warnings
+                return from_source, None
+        doc = PdfDocument.open(p, data)
+        doc.warnings = notes + doc.warnings
+        paper = doc.paper()
         paper.read_from = "pdf"
-        return paper
+        return paper, doc
     if kind == "archive":
         from papercoder.paper.latex import read_latex
         from papercoder.paper.latex_source import project_from_archive
 
         project = project_from_archive(data, str(p))
         if project.pdf is not None:
-            from papercoder.paper.pdf import read_pdf
+            from papercoder.paper.pdf import PdfDocument
 
-            return read_pdf(p, project.pdf)
-        return read_latex(project)
+            doc = PdfDocument.open(p, project.pdf)
+            return doc.paper(), doc
+        return read_latex(project), None
     if kind == "latex":
         from papercoder.paper.latex import read_latex
         from papercoder.paper.latex_source import project_from_file
 
-        return read_latex(project_from_file(p), prefer=p.name)
+        return read_latex(project_from_file(p), prefer=p.name), None
     if kind == "s2orc":
         from papercoder.paper.s2orc import loads
 
-        return loads(_decode(data, p), source=str(p))
+        return loads(_decode(data, p), source=str(p)), None
     if kind == "markdown":
-        return parse_markdown(_decode(data, p), source=str(p))
+        return parse_markdown(_decode(data, p), source=str(p)), None
     if kind == "text":
-        return parse_markdown(_decode(data, p), source=str(p), source_format="text")
+        return parse_markdown(_decode(data, p), source=str(p), source_format="text"), None
     raise PaperError(f"{p} has an unsupported format '{p.suffix}'; give a PDF, LaTeX (.tex, a "
                      "folder or an arXiv .tar.gz), S2ORC JSON, Markdown or a text file.")
 

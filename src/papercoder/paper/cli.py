@@ -17,6 +17,17 @@ def ingest(
                                   "AGPL pymupdf4llm, installed separately)."),
     no_source: bool = typer.Option(False, "--no-source", help="Read a PDF as given, even "
                                    "when it names its arXiv id (default: its LaTeX source)."),
+    pdf_reader: str = typer.Option("default", "--pdf-reader", help="default (pure Python), "
+                                   "model (a vision model transcribes the pages with display "
+                                   "maths or algorithms) or model-all (every page)."),
+    reader_model: str | None = typer.Option(None, "--reader-model", help="The vision model "
+                                            "for --pdf-reader model (default: the default "
+                                            "model)."),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible "
+                                        "endpoint for --reader-model."),
+    max_cost: float | None = typer.Option(None, "--max-cost", help="Budget in USD for the "
+                                          "page transcriptions."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Ignore cached transcriptions."),
 ) -> None:
     """Read a paper and show its sections, token counts, warnings and Markdown."""
     from rich.table import Table
@@ -25,7 +36,19 @@ def ingest(
     from papercoder.errors import PaperError
     from papercoder.paper import load_paper
 
-    p = load_paper(paper, extractor=extractor, prefer_source=not no_source)
+    notes: list[str] = []
+    if pdf_reader != "default":
+        if extractor != "pypdf":
+            raise PaperError("--pdf-reader model works with the default extractor; drop "
+                             "--extractor or use --pdf-reader default.")
+        # The model reader lives in papercoder.ingest (it calls models); imported only here.
+        from papercoder.ingest.cli import load_with_model
+
+        p, notes, _ = load_with_model(paper, pdf_reader=pdf_reader, reader_model=reader_model,
+                                      base_url=base_url, max_cost=max_cost,
+                                      use_cache=not no_cache, prefer_source=not no_source)
+    else:
+        p = load_paper(paper, extractor=extractor, prefer_source=not no_source)
     md = p.to_markdown()
     if out is not None:
         try:
@@ -52,6 +75,9 @@ def ingest(
                   f"{len(p.tables)} tables, {len(p.references)} references.")
     for w in p.warnings:
         warn(w)
+    for n in notes:
+        if n not in p.warnings:
+            console.print(plain(n), soft_wrap=True)
     if out is not None:
         console.print(plain(f"Markdown written to {out}."), soft_wrap=True)
     else:

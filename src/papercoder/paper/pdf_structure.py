@@ -5,6 +5,7 @@ and the reference list."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from papercoder.paper.model import Paper, Section, section_kind
@@ -20,6 +21,7 @@ from papercoder.paper.pdf_headings import (
 )
 from papercoder.paper.pdf_layout import Layout, Line
 from papercoder.paper.pdf_math import display_latex
+from papercoder.paper.pdf_pages import PageFindings, display_equations, split_transcript
 from papercoder.paper.textutil import (
     Vocabulary,
     hyphen_vocabulary,
@@ -335,7 +337,14 @@ def _equation_text(doc: Doc, b: _Block) -> str:
 
 
 # -- the paper --------------------------------------------------------------------------------
-def build_paper(lay: Layout, outline: list[OutlineEntry], *, meta_title: str = "") -> Paper:
+def build_paper(lay: Layout, outline: list[OutlineEntry], *, meta_title: str = "",
+                pages: Mapping[int, str] | None = None,
+                found: PageFindings | None = None) -> Paper:
+    """The Paper of a laid-out PDF. ``pages`` maps 0-based page numbers to Markdown
+    transcriptions that replace the text of those pages (see :func:`_page_pieces`);
+    ``found``, when given, is filled with what was found per page and what was spliced."""
+    found = found if found is not None else PageFindings()
+    found.pages = len(lay.pages)
     doc = Doc(lay)
     title, title_idx = _title(doc, meta_title)
     _drop_title_headers(doc, title, title_idx)
@@ -378,6 +387,10 @@ def build_paper(lay: Layout, outline: list[OutlineEntry], *, meta_title: str = "
             buf.append(ln)
     if cur is not None:
         spans.append((cur, buf))
+    if not heads:
+        spans = [(None, [ln for i, ln in enumerate(lines) if i not in title_idx])]
+    pieces = _page_pieces(doc, spans, dict(pages or {}), found)
+    replaced = set(found.spliced)
 
     if front:
         fblocks = _blocks(doc, front)
@@ -394,10 +407,45 @@ def build_paper(lay: Layout, outline: list[OutlineEntry], *, meta_title: str = "
                 best = max(long, key=lambda b: sum(len(ln.text) for ln in b.lines))
                 abstract = _block_text(best, vocab)
 
-    for h, body in spans:
+    def texts(k: int, body: list[Line]) -> list[tuple[str, str]]:
+        """(block kind, text) of a span in reading order: the default reader's blocks, with
+        the lines of transcribed pages replaced by their pieces."""
+        mine = sorted((p, t) for (kk, p), t in pieces.items() if kk == k)
+        out: list[tuple[str, str]] = []
+        run: list[Line] = []
+
+        def flush() -> None:
+            for b in _blocks(doc, run):
+                t = _block_text(b, vocab, doc)
+                if not t.strip():
+                    continue
+                if b.kind == "equation" and _looks_like_equation(t):
+                    found.equations.add(b.lines[0].page)
+                if b.kind == "algorithm":
+                    found.algorithms.add(b.lines[0].page)
+                out.append((b.kind, t))
+            run.clear()
+
+        for ln in body:
+            while mine and ln.page >= mine[0][0]:
+                flush()
+                out.append(("transcribed", mine.pop(0)[1]))
+            if ln.page not in replaced:
+                run.append(ln)
+        flush()
+        out += [("transcribed", t) for _, t in mine]
+        return [(kind, t) for kind, t in out if t.strip()]
+
+    for k, (h, body) in enumerate(spans):
+        if h is None:
+            tx = texts(k, body)
+            equations += [e for kind, t in tx if kind == "transcribed"
+                          for e in display_equations(t)]
+            sections = [Section(heading="Text", text="\n\n".join(t for _, t in tx))]
+            break
         name = h.text.strip()
         if norm(name) == "abstract" and not abstract:
-            abstract = "\n\n".join(_block_text(b, vocab) for b in _blocks(doc, body))
+            abstract = "\n\n".join(t for _, t in texts(k, body))
             continue
         kind = section_kind(name)
         if kind == "references":
@@ -412,27 +460,65 @@ def build_paper(lay: Layout, outline: list[OutlineEntry], *, meta_title: str = "
         if kind == "body" and re.match(r"^(appendix|appendices)\b", name, re.I):
             kind = "appendix"
         paras: list[str] = []
-        for b in _blocks(doc, body):
-            t = _block_text(b, vocab, doc)
-            if not t.strip():
-                continue
-            if b.kind == "figure":
+        for bkind, t in texts(k, body):
+            if bkind == "figure":
                 figures.append(t)
-            elif b.kind == "table":
+            elif bkind == "table":
                 tables.append(t)
-            elif b.kind == "equation" and _looks_like_equation(t):
-                body = t.removeprefix("$$\n").removesuffix("\n$$")
-                equations.append(body.replace("\n", " "))
+            elif bkind == "equation" and _looks_like_equation(t):
+                eq = t.removeprefix("$$\n").removesuffix("\n$$")
+                equations.append(eq.replace("\n", " "))
+            elif bkind == "transcribed":
+                equations += display_equations(t)
             paras.append(t)
         sections.append(Section(heading=name, text="\n\n".join(paras), level=max(h.level, 1),
                                 kind=kind))
     if not heads:
         warnings.append("No section headings were found in the PDF; the text is one section.")
-        body = [ln for i, ln in enumerate(lines) if i not in title_idx]
-        paras = [_block_text(b, vocab, doc) for b in _blocks(doc, body)]
-        sections = [Section(heading="Text", text="\n\n".join(p for p in paras if p.strip()))]
     return Paper(title=title, abstract=abstract, sections=sections, equations=equations,
                  tables=tables, figures=figures, references=references, warnings=warnings)
+
+
+def _page_pieces(doc: Doc, spans: list[tuple[Heading | None, list[Line]]],
+                 pages: dict[int, str], found: PageFindings) -> dict[tuple[int, int], str]:
+    """How each transcribed page is spliced in: ``{(span index, page): Markdown}``.
+
+    A page's transcription is cut at the section headings the default reader found on that
+    page (:func:`split_transcript`): the part before the first goes to the section the page
+    continues, each later part to its heading's section, in place of that page's lines.
+    The default reader keeps the headings themselves, the title and front matter (a part
+    before the paper's first heading is not used), and the reference list, which it splits
+    into entries from the layout. A page whose headings are not all found in its
+    transcription keeps its default text (``found.kept`` says why)."""
+    out: dict[tuple[int, int], str] = {}
+    first_line = {}
+    for ln_i, ln in enumerate(doc.lines):
+        first_line.setdefault(ln.page, ln_i)
+    head_pos = [doc.lines[h.lines[0]].page if h is not None else -1 for h, _ in spans]
+    head_idx = [h.lines[0] if h is not None else -1 for h, _ in spans]
+    for page in sorted(pages):
+        if not 0 <= page < len(doc.lay.pages):
+            continue
+        on_page = [k for k, p in enumerate(head_pos) if p == page]
+        start = first_line.get(page, len(doc.lines))
+        before = [k for k, i in enumerate(head_idx) if i < start and i >= 0 or
+                  spans[k][0] is None]
+        lead = before[-1] if before else None
+        parts = split_transcript(pages[page], [spans[k][0].text for k in on_page
+                                               if spans[k][0] is not None])
+        if parts is None:
+            found.kept[page] = ("the section headings found on the page are not all in its "
+                                "transcription")
+            continue
+        found.spliced.append(page)
+        for k, part in zip([lead, *on_page], parts, strict=True):
+            if k is not None and part and not _is_references(spans[k][0]):
+                out[(k, page)] = part
+    return out
+
+
+def _is_references(h: Heading | None) -> bool:
+    return h is not None and section_kind(h.text.strip()) == "references"
 
 
 def _references(doc: Doc, body: list[Line]) -> list[str]:

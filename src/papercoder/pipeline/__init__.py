@@ -17,7 +17,7 @@ from papercoder.config import default_db_path
 from papercoder.console import styled
 from papercoder.errors import ConfigError, Interrupted
 from papercoder.models import Model, default_model_name, get_model
-from papercoder.paper import Paper, load_paper
+from papercoder.paper import Paper, load_paper, load_paper_and_pdf
 from papercoder.pipeline.lock import out_lock
 from papercoder.pipeline.options import RunOptions
 from papercoder.pipeline.progress import Progress
@@ -58,22 +58,40 @@ def _file_log(ws: Workspace) -> logging.Handler:
 
 async def run_pipeline_async(opts: RunOptions, *, model: Model | None = None,
                              store: Store | None = None, paper: Paper | None = None,
-                             progress: Progress | None = None) -> Manifest:
+                             progress: Progress | None = None,
+                             reader: Model | None = None, pdf: object = None) -> Manifest:
+    """One run. ``paper`` may be given already read, with its ``pdf``
+    (:func:`papercoder.paper.load_paper_and_pdf`) for ``--pdf-reader model``; sections added
+    to it after reading (an addendum) are kept after the pages are transcribed. ``reader`` is
+    the model that transcribes pages (default: ``opts.reader_model``, else ``model``)."""
     started = time.perf_counter()  # the final line's time is wall time, reading included
     ws = Workspace(opts.out)
-    paper = paper or load_paper(opts.paper, prefer_source=opts.prefer_source)
+    if paper is None and opts.pdf_reader == "default":
+        paper = load_paper(opts.paper, prefer_source=opts.prefer_source)
+    elif paper is None:  # the laid-out PDF is kept for the model reader
+        paper, pdf = load_paper_and_pdf(opts.paper, prefer_source=opts.prefer_source)
     model = model or get_model(opts.model or default_model_name()[0], base_url=opts.base_url,
                                timeout=opts.timeout, max_retries=opts.max_retries,
                                max_wait=opts.max_retry_wait)
+    if opts.pdf_reader != "default" and pdf is not None:
+        from papercoder.ingest import require_images
+
+        if reader is None and opts.reader_model:
+            reader = get_model(opts.reader_model, base_url=opts.base_url,
+                               timeout=opts.timeout, max_retries=opts.max_retries,
+                               max_wait=opts.max_retry_wait)
+        require_images(reader or model)  # before any call, before OUT is touched
     store = store or Store(default_db_path())
     ws.ensure()
     with out_lock(ws.out) as stale:
-        return await _run_locked(opts, model, store, paper, ws, progress, stale, started)
+        return await _run_locked(opts, model, store, paper, ws, progress, stale, started,
+                                 pdf=pdf, reader=reader)
 
 
 async def _run_locked(opts: RunOptions, model: Model, store: Store, paper: Paper,
                       ws: Workspace, progress: Progress | None, stale: dict | None,
-                      started: float) -> Manifest:
+                      started: float, *, pdf: object = None,
+                      reader: Model | None = None) -> Manifest:
     previous = ws.load_manifest()
     if previous is not None and previous.paper.get("title") not in (None, paper.title):
         raise ConfigError(
@@ -114,6 +132,7 @@ async def _run_locked(opts: RunOptions, model: Model, store: Store, paper: Paper
         with (progress or Progress(opts.quiet)) as prog:
             pipe = Pipeline(opts, model, store, paper, ws, manifest, prog)
             pipe.t0 = started
+            pipe.pdf, pipe.reader = pdf, reader
             stopper = _GracefulStop(pipe, opts.grace)
             with stopper.installed():
                 try:
@@ -148,6 +167,8 @@ class _GracefulStop:
             return
         caller = self.pipe.caller
         caller.stop()
+        if self.pipe.reader_caller is not None:  # --reader-model's page calls stop too
+            self.pipe.reader_caller.stop()
         n = caller.in_flight
         self.pipe.progress.say(styled(
             ("Stopping:", "bold yellow"),

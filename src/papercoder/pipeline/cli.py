@@ -29,6 +29,10 @@ GRACE_HELP = "After Ctrl-C, seconds the calls in flight may take to finish and b
 RETRIES_HELP = "Retries on rate limits, server errors, timeouts."
 RETRY_WAIT_HELP = ("Longest wait between retries in seconds (Retry-After is honoured up to it; "
                    "default 30 or $PAPERCODER_MAX_RETRY_WAIT).")
+PDF_READER_HELP = ("How a PDF is read: default (pure Python), model (a vision model "
+                   "transcribes the pages with display maths or algorithms) or model-all "
+                   "(every page).")
+READER_MODEL_HELP = "The vision model that transcribes pages (default: the run's model)."
 NO_SOURCE_HELP = ("Read a PDF as given, even when it names its arXiv id (default: its LaTeX "
                   "source).")
 
@@ -106,6 +110,9 @@ def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
                    concurrency=kw.get("concurrency", 4), max_cost=kw.get("max_cost"),
                    timeout=kw.get("timeout", 600.0), context_window=kw.get("context_window"),
                    prompts=kw.get("prompts_dir"), out=out)
+    from papercoder.ingest import check_reader
+
+    check_reader(kw.get("pdf_reader", "default"))
     if model is None:
         model, offline = default_model_name()
         if offline:
@@ -159,6 +166,10 @@ def print_summary(m: Manifest, out: Path, paper: str) -> int:
     if read_from:
         what = ("the arXiv LaTeX source (" + read_from.split(":", 1)[1] + ")"
                 if read_from.startswith("arxiv-source:") else "the PDF as given")
+        pages = (m.paper.get("reader") or {}).get("transcribed") or []
+        if pages:
+            what += (f"; page(s) {', '.join(str(p) for p in pages)} transcribed by "
+                     f"{m.paper['reader'].get('model')}")
         console.print(plain(f"Paper read from {what}."), soft_wrap=True)
     for f, s in m.files.items():
         if s.get("status") == "failed":
@@ -202,6 +213,8 @@ def run(
                                      help="Repair rounds at most (with --execute)."),
     grace: float = typer.Option(10.0, "--grace", min=0, help=GRACE_HELP),
     no_source: bool = typer.Option(False, "--no-source", help=NO_SOURCE_HELP),
+    pdf_reader: str = typer.Option("default", "--pdf-reader", help=PDF_READER_HELP),
+    reader_model: str | None = typer.Option(None, "--reader-model", help=READER_MODEL_HELP),
 ) -> None:
     """Turn a paper into a repository: plan, analyze, code (then verify)."""
     _run(paper, model, out, "coding", refine=refine, context=context, concurrency=concurrency,
@@ -209,6 +222,7 @@ def run(
          context_window=context_window, use_cache=not no_cache, quiet=quiet,
          prompts_dir=prompts, timeout=timeout, keep_references=keep_references, grace=grace,
          max_retries=max_retries, max_retry_wait=max_retry_wait, prefer_source=not no_source,
+         pdf_reader=pdf_reader, reader_model=reader_model,
          verify={"execute": execute, "debug_rounds": debug_rounds, "python": None,
                  "install": True, "allow_network": False, "timeout": 300.0})
 
@@ -239,10 +253,13 @@ def plan(
                                                 help=RETRY_WAIT_HELP),
     grace: float = typer.Option(10.0, "--grace", min=0, help=GRACE_HELP),
     no_source: bool = typer.Option(False, "--no-source", help=NO_SOURCE_HELP),
+    pdf_reader: str = typer.Option("default", "--pdf-reader", help=PDF_READER_HELP),
+    reader_model: str | None = typer.Option(None, "--reader-model", help=READER_MODEL_HELP),
 ) -> None:
     """Run the planning stage only; edit the artifacts, then `papercoder run` continues."""
     _run(paper, model, out, "planning", refine=refine, context=context,
          concurrency=concurrency, max_cost=max_cost, from_stage=from_stage, base_url=base_url,
          context_window=context_window, use_cache=not no_cache, quiet=quiet,
          prompts_dir=prompts, timeout=timeout, keep_references=keep_references, grace=grace,
-         max_retries=max_retries, max_retry_wait=max_retry_wait, prefer_source=not no_source)
+         max_retries=max_retries, max_retry_wait=max_retry_wait, prefer_source=not no_source,
+         pdf_reader=pdf_reader, reader_model=reader_model)

@@ -42,6 +42,11 @@ class RunOptions(BaseModel):
     """Answer repeated requests from the run store."""
     prefer_source: bool = True
     """Read a PDF that names its arXiv id from its LaTeX source (the PDF as fallback)."""
+    pdf_reader: Literal["default", "model", "model-all"] = "default"
+    """How a PDF is read: the pure-Python reader; or a vision model transcribes the pages
+    where it found display maths or algorithm boxes (model), or every page (model-all)."""
+    reader_model: str | None = None
+    """The model that transcribes pages (default: the run's model)."""
     context_window: int | None = None
     """Override the model's context window from the settings table."""
     prompts_dir: Path | None = None

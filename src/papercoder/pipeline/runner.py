@@ -55,6 +55,12 @@ class Pipeline:
         self.paper_reductions = ""
         self.t0 = time.perf_counter()
         """When the run started (the final summary's time is wall time from here)."""
+        self.pdf: Any = None
+        """The laid-out PDF (papercoder.paper.pdf.PdfDocument) when the paper is a PDF read
+        by the default reader: ``--pdf-reader model`` transcribes its pages."""
+        self.reader: Model | None = None
+        """The model that transcribes pages, when not the run's model (--reader-model)."""
+        self.reader_caller: Caller | None = None
 
     # -- helpers used by stages ------------------------------------------------------------
     def render(self, name: str, **kw: Any) -> str:
@@ -128,6 +134,57 @@ class Pipeline:
         self.ws.save_manifest(self.manifest)
 
     # -- the run -------------------------------------------------------------------------
+    async def read_pages(self) -> None:
+        """``--pdf-reader model``: a vision model transcribes the chosen pages (stage
+        ``ingest``, through a Caller: logged, cached by page image, within the budget)."""
+        from papercoder.ingest import read_with_model
+
+        m, mode = self.manifest, self.opts.pdf_reader
+        if mode == "default":
+            m.paper["reader"] = {"reader": "default"}
+            return
+        if self.pdf is None:
+            what = ("its arXiv LaTeX source" if self.paper.read_from.startswith("arxiv-source")
+                    else f"a {self.paper.source_format or 'non-PDF'} file")
+            note = (f"--pdf-reader {mode} transcribes PDF pages, but the paper was read from "
+                    f"{what}; no page was sent to the model.")
+            m.paper["reader"] = {"reader": mode, "transcribed": [], "note": note}
+            self.progress.say(styled(("Reader:", "cyan"), f" {note}"))
+            return
+        caller = self.caller
+        if self.reader is not None and self.reader is not self.model:
+            caller = self.reader_caller = Caller(
+                self.reader, self.store, m.run_id, use_cache=self.opts.use_cache,
+                max_cost=self.opts.max_cost, on_update=self.progress.update_totals)
+        found = self.pdf.found
+        self.progress.stage("ingest", len(found.maths_pages()) if mode == "model"
+                            else self.pdf.pages)
+        # Sections added to the paper after reading (a batch's addendum) stay at the end.
+        extra = self.paper.sections[len(self.pdf.paper().sections):]
+        before, started = _snapshot(caller.totals), time.perf_counter()
+        status = "failed"
+        try:
+            paper, report = await read_with_model(
+                self.pdf, caller=caller, mode=mode, prompts_dir=self.opts.prompts_dir,
+                concurrency=self.opts.concurrency,
+                on_page=lambda page, _: self.progress.advance(f"page {page + 1}"))
+            status = "partial" if report.fallback else "done"
+        finally:
+            m.stages["ingest"] = {**_stage_delta(before, caller.totals),
+                                  "seconds": round(time.perf_counter() - started, 2),
+                                  "status": status}
+            if caller is not self.caller:  # the transcriptions count toward --max-cost
+                self.caller.spent_before += caller.totals.cost - before.cost
+        paper.sections += extra
+        paper.read_from = self.paper.read_from
+        self.paper = paper
+        m.paper.update(tokens=paper.estimate_tokens(), warnings=list(paper.warnings),
+                       reader=report.to_dict())
+        for line in report.lines():
+            self.progress.say(styled(("Reader:", "cyan"), f" {line}"))
+            log.info("reader: %s", line)
+        self.save()
+
     async def prepare_paper(self) -> None:
         notes: list[str] = []
 
@@ -172,6 +229,7 @@ class Pipeline:
         stages = {"planning": planning.run, "analysis": analysis.run, "coding": coding.run}
         last = STAGE_NAMES.index(self.opts.stop_after)
         try:
+            await self.read_pages()
             before, started = _snapshot(self.caller.totals), time.perf_counter()
             await self.prepare_paper()
             if self.caller.totals.calls > before.calls:  # the model summarized sections
@@ -220,9 +278,15 @@ class Pipeline:
             for st in m.stages.values():
                 if st.get("status") == "running":
                     st["status"] = m.status
-            t = self.caller.totals
+            t, spent_before = self.caller.totals, self.caller.spent_before
+            if self.reader_caller is not None:  # --reader-model: its calls are the run's too
+                r = self.reader_caller.totals
+                t = Totals(t.calls + r.calls, t.cache_hits + r.cache_hits, t.usage + r.usage,
+                           t.cost + r.cost, t.unpriced_calls + r.unpriced_calls,
+                           t.seconds + r.seconds)
+                spent_before -= r.cost
             m.totals = {**_stage_delta(Totals(), t), "spent_before_this_session":
-                        round(self.caller.spent_before, 6),
+                        round(spent_before, 6),
                         "wall_seconds": round(time.perf_counter() - self.t0, 2)}
             m.finished = time.time()
             self.save()
