@@ -256,6 +256,20 @@ def test_bad_reader_value_is_one_sentence(pdf_path: Path) -> None:
         " ".join(r.stderr.split())
 
 
+@pytest.mark.parametrize("command", ["run", "ingest"])
+def test_reader_model_without_a_model_reader_is_one_sentence(pdf_path: Path, tmp_path: Path,
+                                                             command: str) -> None:
+    out = tmp_path / "out"
+    extra = ["-m", "local", "-o", str(out)] if command == "run" else []
+    r = subprocess.run([sys.executable, "-m", "papercoder", command, str(pdf_path),
+                        "--reader-model", "openai/gpt-4.1", *extra], env=env(),
+                       capture_output=True, text=True, timeout=LONG)
+    said = " ".join(r.stderr.split())
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout, r.stderr
+    assert "only happens with --pdf-reader model or model-all" in said
+    assert not out.exists()
+
+
 def test_run_records_the_reader_and_cost_shows_ingest(pdf_path: Path, tmp_path: Path) -> None:
     def respond(body: dict[str, Any]) -> str:
         return TRANSCRIPT if _has_image(body) else ph.respond(body)

@@ -133,7 +133,7 @@ def batch(
     from papercoder.ingest import check_reader
 
     _eval_options(eval_mode, judge)
-    check_reader(pdf_reader)
+    check_reader(pdf_reader, reader_model)
     items = discover(input_path)
     opts = BatchOptions(model=model, out=out, workers=workers, concurrency=concurrency,
                         base_url=base_url, timeout=timeout, max_cost=max_cost, rpm=rpm, tpm=tpm,

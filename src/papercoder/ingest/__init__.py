@@ -46,10 +46,14 @@ _BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
 _WRAPPED = re.compile(r"^\s*```[A-Za-z]*\s*\n(?P<body>.*)\n```\s*$", re.S)
 
 
-def check_reader(pdf_reader: str) -> None:
+def check_reader(pdf_reader: str, reader_model: str | None = None) -> None:
     if pdf_reader not in READERS:
         raise ConfigError(f"--pdf-reader must be one of {', '.join(READERS)}, not "
                           f"'{pdf_reader}'.")
+    if reader_model is not None and pdf_reader == "default":
+        raise ConfigError("--reader-model names the model that transcribes PDF pages, which "
+                          "only happens with --pdf-reader model or model-all; add one of them "
+                          "or drop --reader-model.")
 
 
 def require_images(model: Model) -> None:

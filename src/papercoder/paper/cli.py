@@ -37,6 +37,10 @@ def ingest(
     from papercoder.paper import load_paper
 
     notes: list[str] = []
+    if reader_model is not None and pdf_reader == "default":
+        from papercoder.ingest import check_reader
+
+        check_reader(pdf_reader, reader_model)
     if pdf_reader != "default":
         if extractor != "pypdf":
             raise PaperError("--pdf-reader model works with the default extractor; drop "

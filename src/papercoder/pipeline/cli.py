@@ -112,7 +112,7 @@ def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
                    prompts=kw.get("prompts_dir"), out=out)
     from papercoder.ingest import check_reader
 
-    check_reader(kw.get("pdf_reader", "default"))
+    check_reader(kw.get("pdf_reader", "default"), kw.get("reader_model"))
     if model is None:
         model, offline = default_model_name()
         if offline:
