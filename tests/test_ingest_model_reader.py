@@ -412,3 +412,19 @@ def test_reader_model_is_its_own_caller_on_the_same_run(pdf_path: Path, tmp_path
     assert m.totals["calls"] == len(writer.history) + 1  # the page call counts in the totals
     rows = {(r["stage"], r["model"]) for r in store.cost_summary(m.run_id)}
     assert ("ingest", "scripted:reader") in rows and ("plan", "scripted:writer") in rows
+
+
+def test_ingest_json_prints_the_transcribed_paper_and_reports_on_stderr(
+        pdf_path: Path, tmp_path: Path) -> None:
+    e = {**env(), "OPENAI_API_KEY": "sk-t", "PAPERCODER_DB": str(tmp_path / "db.sqlite")}
+    with FakeOpenAIServer(responder=lambda body: TRANSCRIPT) as srv:
+        r = subprocess.run([sys.executable, "-m", "papercoder", "ingest", str(pdf_path),
+                            "--json", "--pdf-reader", "model", "--reader-model",
+                            "openai/gpt-4.1", "--base-url", srv.url], env=e,
+                           capture_output=True, text=True, timeout=LONG)
+        assert len(srv.bodies("/chat/completions")) == 1
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)  # standard output is the paper's JSON and nothing else
+    assert "MODEL-READ method prose." in json.dumps(data)
+    assert DEFAULT_METHOD not in json.dumps(data)
+    assert "Page 2 was read by openai/gpt-4.1" in " ".join(r.stderr.split())

@@ -32,7 +32,7 @@ def ingest(
     """Read a paper and show its sections, token counts, warnings and Markdown."""
     from rich.table import Table
 
-    from papercoder.console import console, plain, warn
+    from papercoder.console import console, info, plain, warn
     from papercoder.errors import PaperError
     from papercoder.paper import load_paper
 
@@ -60,6 +60,9 @@ def ingest(
         except OSError as e:
             raise PaperError(f"Cannot write {out} ({e.strerror}); choose another path.") from None
     if as_json:
+        # Standard output stays pure JSON; what the page reader did goes to standard error.
+        for n in notes:
+            info(n)
         console.print_json(p.to_json(), ensure_ascii=True)
         return
     t = Table(title=plain(f"{p.title} ({p.source_format}, {p.estimate_tokens()} tokens)",
