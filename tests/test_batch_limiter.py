@@ -222,3 +222,25 @@ def test_a_429_seen_by_the_sdk_reaches_the_shared_limiter() -> None:
     assert clock.sleeps[0] == pytest.approx(0.02)
     clock.now = 0.0  # as when the 429 came back: b would wait out the same cool-down
     assert lim.remaining_cooldown(b.key) == pytest.approx(0.02)
+
+
+def test_papers_on_one_event_loop_share_one_provider_model() -> None:
+    """One SDK client for every paper on a loop (a client per paper was closed and rebuilt
+    between its calls, stalling the loop); each paper still has its own limited wrapper."""
+    from papercoder.batch.runner import _model
+    from tests.fakes.openai_server import FakeOpenAIServer
+
+    lim = limiter(Clock())
+    with FakeOpenAIServer(lambda body: "fine") as srv:
+        async def two() -> tuple[RateLimitedModel, RateLimitedModel, RateLimitedModel]:
+            a = await _model("openai/gpt-4.1-mini", srv.url, 30.0, lim, None)
+            b = await _model("openai/gpt-4.1-mini", srv.url, 30.0, lim, None)
+            c = await _model("openai/gpt-4.1-mini", srv.url, 60.0, lim, None)
+            await asyncio.gather(a.complete([{"role": "user", "content": "a"}]),
+                                 b.complete([{"role": "user", "content": "b"}]))
+            return a, b, c
+
+        a, b, c = asyncio.run(two())
+        other, _, _ = asyncio.run(two())  # another loop: its own
+    assert a is not b and a.inner is b.inner and c.inner is not a.inner
+    assert other.inner is not a.inner
