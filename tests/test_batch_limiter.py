@@ -122,7 +122,7 @@ def test_late_releases_are_held_to_the_sliding_minute() -> None:
     """Requests booked in advance but released together (a stalled event loop) still leave
     no more than the limit in any minute."""
     clock = Clock()
-    lim = limiter(clock, headroom=1.0, burst=1.0)
+    lim = limiter(clock, headroom=1.0, burst=1.0, skew=0.0)
     lim.configure("k", Limits(rpm=10))
     waits = [lim.reserve("k") for _ in range(12)]
     assert waits[-1] == pytest.approx(66.0)
@@ -131,6 +131,50 @@ def test_late_releases_are_held_to_the_sliding_minute() -> None:
     assert lim.admit("k") == pytest.approx(60.0, abs=1e-3)  # the 11th waits a minute
     clock.now = 130.0
     assert lim.admit("k") == 0.0
+
+
+def test_the_sliding_minute_is_widened_by_the_skew_and_more_after_a_429() -> None:
+    """Arrivals at the provider are the admissions shifted by delays that differ by up to
+    ``skew``: the limit must hold in ``minute + skew`` of admissions. A 429 that gets through
+    widens the skew by half, once per cool-down."""
+    clock = Clock()
+    lim = limiter(clock, headroom=1.0, burst=100.0, skew=0.5, minute=10.0, recovery=0.0)
+    lim.configure("k", Limits(rpm=10))  # 10 per (compressed) 10 s minute
+    assert [lim.admit("k") for _ in range(10)] == [0.0] * 10
+    assert lim.admit("k") == pytest.approx(10.5, abs=1e-3)
+    clock.now = 10.4
+    assert lim.admit("k") == pytest.approx(0.1, abs=1e-3)
+    clock.now = 10.5
+    assert lim.admit("k") == 0.0
+    lim.penalize("k", retry_after=1)
+    lim.penalize("k", retry_after=1)  # answered together: one overload
+    assert lim.stats()["k"]["skew"] == pytest.approx(0.75)
+    assert lim.admit("k") == pytest.approx(1.0)  # the cool-down first
+    clock.now = 20.5 + 0.75  # 10 s + the wider skew after the second admission
+    # the factor (0.85, not recovering here) allows 8 in the window: 8 more leave
+    assert sum(lim.admit("k") == 0.0 for _ in range(12)) == 8
+
+
+def test_every_http_attempt_passes_the_limiter_retries_included() -> None:
+    """The SDK call is admitted at the HTTP request, so a retry after a 429 (papercoder's own
+    retry loop) is held to the sliding minute too, not sent behind the limiter's back."""
+    from papercoder.models import get_model
+    from tests.fakes.openai_server import FakeOpenAIServer
+
+    clock = Clock()
+    lim = limiter(clock, headroom=1.0, skew=1.0)
+    with FakeOpenAIServer(lambda body: "fine") as srv:
+        srv.enqueue({"status": 429, "headers": {"retry-after-ms": "20"},
+                     "body": {"error": {"message": "Rate limit reached", "type": "requests"}}})
+        m = RateLimitedModel(get_model("openai/gpt-4.1-mini", base_url=srv.url), lim,
+                             Limits(rpm=1))
+        assert m.hooked
+        c = asyncio.run(m.complete([{"role": "user", "content": "hi"}]))
+    assert c.text == "fine" and [r.status for r in srv.requests] == [429, 200]
+    # the retry waited out the cool-down, then the minute (plus the skew, widened by the 429)
+    # since the first attempt, on the limiter's clock
+    assert clock.sleeps == [pytest.approx(0.02), pytest.approx(61.5 - 0.02, abs=1e-3)]
+    assert lim.stats()[m.key]["granted"] == 1  # one call booked in the buckets
 
 
 def test_unlimited_keys_never_wait() -> None:
@@ -174,4 +218,29 @@ def test_a_429_seen_by_the_sdk_reaches_the_shared_limiter() -> None:
     assert c.text == "fine"
     assert [r.status for r in srv.requests] == [429, 200]
     assert lim.stats()[a.key]["throttled"] == 1
-    assert lim.remaining_cooldown(b.key) == pytest.approx(0.02)  # b waits too
+    # the cool-down is the key's, which b shares: the retry itself waited it out there
+    assert clock.sleeps[0] == pytest.approx(0.02)
+    clock.now = 0.0  # as when the 429 came back: b would wait out the same cool-down
+    assert lim.remaining_cooldown(b.key) == pytest.approx(0.02)
+
+
+def test_papers_on_one_event_loop_share_one_provider_model() -> None:
+    """One SDK client for every paper on a loop (a client per paper was closed and rebuilt
+    between its calls, stalling the loop); each paper still has its own limited wrapper."""
+    from papercoder.batch.runner import _model
+    from tests.fakes.openai_server import FakeOpenAIServer
+
+    lim = limiter(Clock())
+    with FakeOpenAIServer(lambda body: "fine") as srv:
+        async def two() -> tuple[RateLimitedModel, RateLimitedModel, RateLimitedModel]:
+            a = await _model("openai/gpt-4.1-mini", srv.url, 30.0, lim, None)
+            b = await _model("openai/gpt-4.1-mini", srv.url, 30.0, lim, None)
+            c = await _model("openai/gpt-4.1-mini", srv.url, 60.0, lim, None)
+            await asyncio.gather(a.complete([{"role": "user", "content": "a"}]),
+                                 b.complete([{"role": "user", "content": "b"}]))
+            return a, b, c
+
+        a, b, c = asyncio.run(two())
+        other, _, _ = asyncio.run(two())  # another loop: its own
+    assert a is not b and a.inner is b.inner and c.inner is not a.inner
+    assert other.inner is not a.inner

@@ -208,7 +208,7 @@ def test_resume_after_the_driver_is_killed(cluster: dict[str, str], tmp_path: Pa
     with FakeOpenAIServer(gate) as srv:
         cmd = [sys.executable, "-m", "papercoder", "batch", str(papers), "-m",
                "openai/gpt-4.1-mini", "--base-url", srv.url, "-o", str(out), "-q",
-               "--workers", "3", "--ray-address", cluster["address"]]
+               "--workers", "3", "--ray", cluster["address"]]  # --ray ADDRESS
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
         try:
@@ -231,3 +231,76 @@ def test_resume_after_the_driver_is_killed(cluster: dict[str, str], tmp_path: Pa
     assert again and not set(again) & answered, "an answered call was paid for twice"
     summary = json.loads((out / "summary.json").read_text())
     assert [p["status"] for p in summary["papers"]] == ["done"] * 3
+
+
+def _task_workers() -> set[int]:
+    """Process ids of the Ray workers running a paper's task (their title is the task's)."""
+    pids = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmd.startswith(b"ray::_paper_task"):
+                pids.add(int(d.name))
+    return pids
+
+
+def _kill_the_task_worker(srv: FakeOpenAIServer, held: int, proc: subprocess.Popen,
+                          killed: set[int]) -> int:
+    """Once ``held`` requests are held, kill -9 the (only) worker running a paper's task."""
+    deadline = time.monotonic() + 180
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        pids = _task_workers() - killed if len(srv.held) >= held else set()
+        if len(pids) == 1:
+            pid = pids.pop()
+            os.kill(pid, signal.SIGKILL)  # a worker we started (our cluster's), by its id
+            killed.add(pid)
+            return pid
+        assert time.monotonic() < deadline, f"{len(srv.held)} held, workers {pids}"
+        time.sleep(0.1)
+
+
+def test_a_worker_killed_mid_paper_is_retried_once_then_reported(cluster: dict[str, str],
+                                                                 tmp_path: Path) -> None:
+    """One paper at a time (--workers 1). p1's worker is killed with SIGKILL twice: Ray
+    reruns the task once, then the paper is reported failed with the reason. p2's worker is
+    killed once: the rerun resumes it and it finishes. p0 is untouched. The batch neither
+    hangs nor stops. Also: a bare `--ray` joins $RAY_ADDRESS."""
+    papers = _papers(tmp_path, 3)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=cluster["pythonpath"], RAY_ADDRESS=cluster["address"],
+               **RAY_ENV)
+
+    def paper(i: int):  # noqa: ANN202
+        return lambda r: r.method == "POST" and f"Momentum {i}" in json.dumps(r.body)
+
+    killed: set[int] = set()
+    with FakeOpenAIServer(ph.respond) as srv:
+        srv.hold(paper(1))
+        cmd = [sys.executable, "-m", "papercoder", "batch", str(papers), "-m",
+               "openai/gpt-4.1-mini", "--base-url", srv.url, "-o", str(out), "-q",
+               "--workers", "1", "--ray"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        try:
+            _kill_the_task_worker(srv, 1, proc, killed)  # p1, first run
+            _kill_the_task_worker(srv, 2, proc, killed)  # p1, its one retry
+            srv.hold(paper(2))
+            _kill_the_task_worker(srv, 3, proc, killed)  # p2, first run only
+            srv.release()
+            stdout, stderr = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "Traceback" not in stdout + stderr
+    by = {p["slug"]: p for p in json.loads((out / "summary.json").read_text())["papers"]}
+    assert by["p0"]["status"] == "done" and by["p2"]["status"] == "done"
+    assert by["p1"]["status"] == "failed"
+    assert "worker died, also on 1 retry" in by["p1"]["error"]
+    assert "rerun the batch to resume" in by["p1"]["error"]
+    assert "worker died" in stdout  # the printed table's failures say why

@@ -370,7 +370,11 @@ _register_verify()
 
 
 def main() -> None:
-    app()
+    import sys
+
+    from papercoder.batch.cli import optional_ray_value  # `--ray [ADDRESS]`
+
+    app(args=optional_ray_value(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=1e9)
     ap.add_argument("--limit", type=int)
     ap.add_argument("--window", type=float, default=60.0)
-    ap.add_argument("--log", help="write a JSON line per request (arrival, status, stage)")
+    ap.add_argument("--log", help="write a JSON line per request (arrival, status, and the "
+                    "client's x-bench-admitted stamp)")
     args = ap.parse_args(argv)
     srv = ReplayServer(args.recording, ttft=args.ttft, rate=args.rate, limit=args.limit,
                        window=args.window)
@@ -103,8 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.log, "w", encoding="utf-8") as f:
             for r in list(srv.requests):
                 if r.method == "POST":
+                    try:  # a benchmark's client stamps when its limiter let it go
+                        admitted = float(r.headers.get("x-bench-admitted", ""))
+                    except ValueError:
+                        admitted = None
                     f.write(json.dumps({"arrived": r.arrived, "finished": r.finished,
-                                        "status": r.status}) + "\n")
+                                        "status": r.status, "admitted": admitted}) + "\n")
     return 0
 
 

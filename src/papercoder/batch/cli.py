@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,37 @@ from papercoder.console import console, err_console
 from papercoder.errors import ConfigError
 
 EVAL_MODES = ("reference-free", "reference-based", "rubric")
+LOCAL = "local"
+"""``--ray`` without an address: ``$RAY_ADDRESS`` when set, else a new local instance."""
+_ADDRESS = re.compile(r"^(auto|local|[a-z][a-z0-9+.-]*://\S+|\[[0-9a-fA-F:.]+\]:\d+|"
+                      r"[\w.-]+:\d+)$")
+
+
+def optional_ray_value(argv: list[str]) -> list[str]:
+    """``--ray [ADDRESS]``: the option parser wants a value, so a bare ``--ray`` (last, before
+    another option, or before a word that is not a Ray address, such as INPUT) becomes
+    ``--ray=local``. Only in the ``batch`` and ``bench paperbench`` commands, before ``--``."""
+    out = list(argv)
+    words = [a for a in out if not a.startswith("-")]
+    if not words or not ({"batch", "paperbench"} & set(words[:2])):
+        return out
+    for i, arg in enumerate(out):
+        if arg == "--":
+            break
+        if arg != "--ray":
+            continue
+        nxt = out[i + 1] if i + 1 < len(out) else None
+        if nxt is None or nxt == "--" or nxt.startswith("-") or not _ADDRESS.match(nxt):
+            out[i] = f"--ray={LOCAL}"
+    return out
+
+
+def _ray_target(ray: str | None, ray_address: str | None) -> tuple[bool, str | None]:
+    """(use Ray, the address to join: None for $RAY_ADDRESS or a new local instance)."""
+    chosen = ray_address or ray
+    if chosen is None:
+        return False, None
+    return True, None if chosen == LOCAL else chosen
 
 
 class Board:
@@ -115,9 +147,11 @@ def batch(
     tpm: float | None = typer.Option(None, "--tpm", help="Tokens per minute for the whole "
                                      "batch (default: the model-settings table)."),
     max_cost: float | None = typer.Option(None, "--max-cost", help="Budget per paper (USD)."),
-    ray: bool = typer.Option(False, "--ray", help="Run each paper as a Ray task."),
-    ray_address: str | None = typer.Option(None, "--ray-address", help="The Ray cluster "
-                                           "(default: $RAY_ADDRESS, else a local instance)."),
+    ray: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Run each paper "
+                                   "as a Ray task: alone, on $RAY_ADDRESS or a new local "
+                                   "instance; or on ADDRESS (auto, HOST:PORT, ray://...)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", hidden=True,
+                                           help="The same as --ray ADDRESS."),
     gpus_per_verify: float = typer.Option(0.0, "--gpus-per-verify", min=0.0,
                                           help="GPUs each Ray task requests for --execute."),
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds per model call."),
@@ -140,9 +174,10 @@ def batch(
                         execute=execute, eval_mode=eval_mode, judge=judge,
                         gpus_per_verify=gpus_per_verify, quiet=quiet, pdf_reader=pdf_reader,
                         reader_model=reader_model)
+    use_ray, address = _ray_target(ray, ray_address)
     with Board([i.slug for i in items], quiet) as board:
-        rows = asyncio.run(run_batch(items, opts, emit=board.emit, use_ray=ray or bool(
-            ray_address), ray_address=ray_address))
+        rows = asyncio.run(run_batch(items, opts, emit=board.emit, use_ray=use_ray,
+                                     ray_address=address))
     _print_results(rows, out, f"Batch: {len(rows)} papers with {plain(model)}")
     if rows and all(r["status"] in ("failed", "error") for r in rows):
         raise typer.Exit(1)
@@ -162,8 +197,10 @@ def paperbench(
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint."),
     rpm: float | None = typer.Option(None, "--rpm", help="Requests per minute, all runs."),
     tpm: float | None = typer.Option(None, "--tpm", help="Tokens per minute, all runs."),
-    ray: bool = typer.Option(False, "--ray", help="Run each paper and seed as a Ray task."),
-    ray_address: str | None = typer.Option(None, "--ray-address", help="The Ray cluster."),
+    ray: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Run each paper "
+                                   "and seed as a Ray task (as in `batch`)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", hidden=True,
+                                           help="The same as --ray ADDRESS."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """PaperBench: generate, optionally verify, grade on each rubric; the published table."""
@@ -174,7 +211,8 @@ def paperbench(
     opts = BatchOptions(model=model, out=out, workers=workers, base_url=base_url, rpm=rpm,
                         tpm=tpm, execute=execute, eval_mode="rubric", judge=judge, quiet=quiet,
                         eval_options={"all_categories": all_categories})
+    use_ray, address = _ray_target(ray, ray_address)
     with Board([i.slug for i in items], quiet) as board:
-        report = asyncio.run(run_paperbench(items, opts, emit=board.emit, use_ray=ray or bool(
-            ray_address), ray_address=ray_address))
+        report = asyncio.run(run_paperbench(items, opts, emit=board.emit, use_ray=use_ray,
+                                            ray_address=address))
     render_report(report, console)

@@ -13,8 +13,16 @@ than ``limit * headroom * (1 + burst/60)`` leave; with the default ``headroom`` 
 ``burst`` (2 s) that is 98 % of the limit, under the provider's own sliding-window limit.
 
 Buckets book requests in advance; a stalled event loop can then release several late ones
-together. So the last step, :meth:`RateLimiter.admit`, checks the actual departures against
-a sliding minute, the way providers count, and holds a request that would exceed it.
+together. So the last step, :meth:`RateLimiter.admit`, runs as each HTTP attempt is about to
+leave (the client pool's request hook, so an SDK-level retry or a second form of the same
+call is counted too) and holds it while the key's limit already left within the last
+``minute + skew`` seconds. The provider counts *arrivals* in its own sliding minute; a
+request admitted at ``c`` arrives at ``c + d`` with a delay ``d`` that varies (event-loop
+turns between the check and the socket, the network, the server's accept queue). If the
+delays of any two requests differ by at most ``skew``, no provider minute sees more than the
+limit: the arrivals in ``(t - minute, t]`` were admitted within ``minute + skew``. ``skew``
+is real seconds (delays do not shrink when a benchmark compresses the minute); a 429 that
+gets through anyway widens the key's skew by half (up to ``MAX_SKEW``), once per cool-down.
 
 A 429 slows everyone down: :meth:`RateLimiter.penalize` sets a cool-down (the server's
 ``Retry-After``, else a few seconds) that every caller on that key honours before its next
@@ -57,6 +65,10 @@ MAX_COOLDOWN = 120.0
 SLOWDOWN = 0.85
 """Each 429 multiplies a key's rate by this factor..."""
 MIN_FACTOR = 0.25
+DEFAULT_SKEW = 1.0
+"""Seconds by which two requests' admission-to-arrival delays may differ (see above)."""
+MAX_SKEW = 10.0
+SKEW_GROWTH = 1.5
 RECOVERY_PER_MINUTE = 0.3
 """...which then recovers linearly by this fraction of the limit per minute without 429s
 (from one 429: back to the full rate in half a minute)."""
@@ -95,6 +107,7 @@ class _Key:
     """429s seen on this key."""
     sent: deque[float] = field(default_factory=deque)
     """When requests actually left, for the sliding-minute check."""
+    skew: float = DEFAULT_SKEW
     granted: int = 0
     waited: float = 0.0
 
@@ -112,6 +125,7 @@ class RateLimiter:
         burst: float = 2.0,
         recovery: float = RECOVERY_PER_MINUTE,
         minute: float = 60.0,
+        skew: float = DEFAULT_SKEW,
     ) -> None:
         self.clock = clock
         self.recovery = recovery
@@ -120,6 +134,8 @@ class RateLimiter:
         self.sleep = sleep
         self.headroom = headroom
         self.burst = burst
+        self.skew = skew
+        """Real seconds added to the sliding minute of :meth:`admit` (not compressed)."""
         self._limits = dict(limits or {})
         self._keys: dict[str, _Key] = {}
 
@@ -143,7 +159,8 @@ class RateLimiter:
                 cap = max(rate * self.burst, 1.0)
                 return Bucket(rate=rate, capacity=cap, level=cap, stamp=now)
 
-            k = self._keys[key] = _Key(lim, bucket(lim.rpm), bucket(lim.tpm), factor_stamp=now)
+            k = self._keys[key] = _Key(lim, bucket(lim.rpm), bucket(lim.tpm), factor_stamp=now,
+                                       skew=self.skew)
         return k
 
     def _factor(self, k: _Key, now: float) -> float:
@@ -169,20 +186,22 @@ class RateLimiter:
         return wait
 
     def admit(self, key: str) -> float:
-        """The last check, when a booked request is about to leave: if the key's requests per
-        minute already left within the last minute (a stalled event loop releases late
-        requests together), how long to wait; else 0, and the request is counted as sent."""
+        """The last check, as one HTTP attempt is about to leave: if the key's requests per
+        minute already left within the last ``minute + skew`` seconds, how long to wait;
+        else 0, and the attempt is counted as sent. Also holds attempts through a
+        cool-down."""
         k = self._key(key)
         now = self.clock()
         if k.cooldown_until > now:
             return k.cooldown_until - now
         if k.limits.rpm is None:
             return 0.0
-        while k.sent and k.sent[0] <= now - self.minute:
+        span = self.minute + k.skew
+        while k.sent and k.sent[0] <= now - span:
             k.sent.popleft()
-        allowed = max(1, int(k.limits.rpm * self.headroom * self._factor(k, now)))
+        allowed = max(1, int(k.limits.rpm * self._factor(k, now) + 1e-9))
         if len(k.sent) >= allowed:
-            return k.sent[len(k.sent) - allowed] + self.minute - now + 1e-6
+            return k.sent[len(k.sent) - allowed] + span - now + 1e-6
         k.sent.append(now)
         return 0.0
 
@@ -207,6 +226,8 @@ class RateLimiter:
         self._factor(k, now)
         if fresh:
             k.factor = max(MIN_FACTOR, k.factor * SLOWDOWN)
+            # a 429 despite the sliding minute: arrivals spread more than the skew allowed
+            k.skew = min(MAX_SKEW, k.skew * SKEW_GROWTH)
         k.throttled += 1
         return pause
 
@@ -215,21 +236,33 @@ class RateLimiter:
         return 0.0 if k is None else max(0.0, k.cooldown_until - self.clock())
 
     # -- the async interface runs use ---------------------------------------------------------
-    async def acquire(self, key: str, tokens: int = 0) -> float:
-        """Wait until one request of ``tokens`` may go on ``key``; returns seconds waited."""
+    async def acquire(self, key: str, tokens: int = 0, *, admit: bool = True) -> float:
+        """Wait until one request of ``tokens`` may go on ``key`` (its turn in the buckets,
+        then, with ``admit``, :meth:`depart`); returns seconds waited. Callers whose HTTP
+        attempts pass the client pool's request hook pass ``admit=False``: the hook admits
+        each attempt."""
         waited = 0.0
         wait = self.reserve(key, tokens)
+        if wait > 0:
+            await self.sleep(wait)
+            waited += wait
+        if admit:
+            waited += await self.depart(key)
+        return waited
+
+    async def depart(self, key: str) -> float:
+        """Wait until :meth:`admit` lets one attempt leave; returns seconds waited."""
+        waited = 0.0
         while True:
-            if wait > 0:
-                await self.sleep(wait)
-                waited += wait
             wait = self.admit(key)  # a 429 elsewhere meanwhile; the sliding minute
             if wait <= 0:
                 return waited
+            await self.sleep(wait)
+            waited += wait
 
     def stats(self) -> dict[str, dict[str, float]]:
         return {name: {"granted": k.granted, "throttled": k.throttled, "waited": k.waited,
-                       "factor": k.factor} for name, k in self._keys.items()}
+                       "factor": k.factor, "skew": k.skew} for name, k in self._keys.items()}
 
 
 def limits_for(model_name: str, rpm: float | None = None, tpm: float | None = None) -> Limits:
@@ -249,25 +282,9 @@ class SharedLimiter(Protocol):
 
     def configure(self, key: str, limits: Limits) -> None: ...
 
-    async def acquire(self, key: str, tokens: int = 0) -> float: ...
+    async def acquire(self, key: str, tokens: int = 0, *, admit: bool = True) -> float: ...
 
-    def admit(self, key: str) -> float:
-        """The last check, when a booked request is about to leave: if the key's requests per
-        minute already left within the last minute (a stalled event loop releases late
-        requests together), how long to wait; else 0, and the request is counted as sent."""
-        k = self._key(key)
-        now = self.clock()
-        if k.cooldown_until > now:
-            return k.cooldown_until - now
-        if k.limits.rpm is None:
-            return 0.0
-        while k.sent and k.sent[0] <= now - self.minute:
-            k.sent.popleft()
-        allowed = max(1, int(k.limits.rpm * self.headroom * self._factor(k, now)))
-        if len(k.sent) >= allowed:
-            return k.sent[len(k.sent) - allowed] + self.minute - now + 1e-6
-        k.sent.append(now)
-        return 0.0
+    async def depart(self, key: str) -> float: ...
 
     def settle(self, key: str, estimated: int, actual: int) -> None: ...
 
@@ -276,6 +293,7 @@ class SharedLimiter(Protocol):
 
 _CURRENT: ContextVar[tuple[SharedLimiter, str] | None] = ContextVar("papercoder_limiter",
                                                                    default=None)
+"""The limiter and key of the call in progress (the hooks run in the caller's context)."""
 EXPECTED_OUTPUT = 1000
 """Answer tokens booked in advance per request; :meth:`RateLimiter.settle` corrects it."""
 
@@ -310,11 +328,21 @@ def _on_response(response: Any) -> None:
     limiter.penalize(key, retry_after_seconds(getattr(response, "headers", {}) or {}))
 
 
+async def _on_request(request: Any) -> None:
+    """Pooled SDK clients await this before every HTTP attempt: the sliding-minute check."""
+    current = _CURRENT.get()
+    if current is not None:
+        limiter, key = current
+        await limiter.depart(key)
+
+
 def install_hook() -> None:
     from papercoder.models import clientpool
 
     if _on_response not in clientpool.RESPONSE_HOOKS:
         clientpool.RESPONSE_HOOKS.append(_on_response)
+    if _on_request not in clientpool.REQUEST_HOOKS:
+        clientpool.REQUEST_HOOKS.insert(0, _on_request)  # before any observer's hook
 
 
 def limiter_key(model: Any) -> str:
@@ -333,6 +361,11 @@ class RateLimitedModel:
         self.key = limiter_key(inner)
         limiter.configure(self.key, limits if limits is not None else limits_for(inner.name))
         install_hook()
+        from papercoder.models.clientpool import observed
+
+        self.hooked = observed(getattr(inner, "_clients", None))
+        """Whether the inner model's HTTP attempts pass the request hook (which admits each
+        one); otherwise the call is admitted once, before it starts."""
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self.inner, item)
@@ -343,8 +376,8 @@ class RateLimitedModel:
         # a quick count (characters / 4): settle() corrects it from the answer's usage
         estimate = sum(len(m["content"]) for m in messages) // 4 + \
             min(max_tokens or EXPECTED_OUTPUT, EXPECTED_OUTPUT)
-        await self.limiter.acquire(self.key, estimate)
-        token = _CURRENT.set((self.limiter, self.key))
+        await self.limiter.acquire(self.key, estimate, admit=not self.hooked)
+        token = _CURRENT.set((self.limiter, self.key) if self.hooked else None)
         try:
             c = await self.inner.complete(messages, schema=schema, temperature=temperature,
                                           max_tokens=max_tokens, meta=meta)

@@ -8,6 +8,11 @@
   workers share one API key's limits; a 429 seen by any task slows all of them.
 * Progress events go to a small actor the driver drains; each task's result row comes back
   as the task's return value.
+* A worker that dies while running a paper (killed, out of memory, its node lost) does not
+  stop the batch: Ray reruns that paper's task once (``CRASH_RETRIES``), resuming from the
+  paper's folder, so nothing answered is paid twice; if that worker dies too, the paper is
+  reported failed with the reason and the other papers go on. A paper's own errors are
+  never retried (they are its result, not a crash).
 * Provider keys and endpoints set on the driver (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``,
   ``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL``) are passed to the tasks' environment.
 """
@@ -25,6 +30,9 @@ from papercoder.batch.inputs import PaperItem
 from papercoder.batch.limiter import Limits, RateLimiter
 from papercoder.errors import ConfigError
 
+CRASH_RETRIES = 1
+"""Reruns of a paper's task after its worker died (Ray's ``max_retries``: system failures
+only, a paper's own errors are returned as its result and never retried)."""
 FORWARDED_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
                  "PAPERCODER_CONFIG")
 
@@ -73,16 +81,24 @@ class RemoteLimiter:
     def configure(self, key: str, limits: Limits) -> None:
         self.actor.configure.remote(key, limits.rpm, limits.tpm)  # calls keep their order
 
-    async def acquire(self, key: str, tokens: int = 0) -> float:
+    async def acquire(self, key: str, tokens: int = 0, *, admit: bool = True) -> float:
         waited = 0.0
         wait = await self.actor.reserve.remote(key, tokens)
+        if wait > 0:
+            await asyncio.sleep(wait)
+            waited += wait
+        if admit:
+            waited += await self.depart(key)
+        return waited
+
+    async def depart(self, key: str) -> float:
+        waited = 0.0
         while True:
-            if wait > 0:
-                await asyncio.sleep(wait)
-                waited += wait
             wait = await self.actor.admit.remote(key)
             if wait <= 0:
                 return waited
+            await asyncio.sleep(wait)
+            waited += wait
 
     def settle(self, key: str, estimated: int, actual: int) -> None:
         self.actor.settle.remote(key, estimated, actual)  # fire and forget
@@ -119,6 +135,22 @@ def _paper_task(item: dict[str, Any], opts: dict[str, Any], limiter: Any,
     return asyncio.run(run_paper(pi, bo, RemoteLimiter(limiter), emit))
 
 
+def task_failure(ray: Any, e: BaseException) -> tuple[str, str]:
+    """(status, one sentence) for a paper whose task ended in ``e`` rather than a result."""
+    name = type(e).__name__
+    exc = getattr(ray, "exceptions", None)
+    died = tuple(c for c in (getattr(exc, n, None) for n in (
+        "WorkerCrashedError", "NodeDiedError", "OutOfMemoryError", "ActorDiedError",
+        "LocalRayletDiedError")) if isinstance(c, type))
+    if died and isinstance(e, died):
+        tries = "its worker died" if CRASH_RETRIES == 0 else \
+            f"its worker died, also on {CRASH_RETRIES} retr{'y' if CRASH_RETRIES == 1 else 'ies'}"
+        return "failed", (f"the Ray task running this paper ended because {tries} ({name}: "
+                          "killed, out of memory or its node lost); rerun the batch to resume "
+                          "it from its folder.")
+    return "error", f"the Ray task failed ({name})."
+
+
 def connect(address: str | None) -> Any:
     """Connect to ``address`` (``auto``, ``ray://...``, ``HOST:PORT``); with none, to
     ``$RAY_ADDRESS`` or else a new local instance bound to 127.0.0.1."""
@@ -153,7 +185,8 @@ async def run_on_ray(items: list[PaperItem], opts: Any, emit: Callable[[str, dic
     limiter = ray.remote(num_cpus=0)(LimiterActor).remote()
     progress = ray.remote(num_cpus=0)(ProgressActor).remote()
     task = ray.remote(_paper_task).options(
-        num_cpus=1, num_gpus=opts.gpus_per_verify if opts.execute else 0, max_retries=0)
+        num_cpus=1, num_gpus=opts.gpus_per_verify if opts.execute else 0,
+        max_retries=CRASH_RETRIES, retry_exceptions=False)
     opts_dict = {**asdict(opts), "out": str(Path(opts.out).resolve())}
     pending: dict[Any, PaperItem] = {}
     queue = list(items)
@@ -177,9 +210,10 @@ async def run_on_ray(items: list[PaperItem], opts: Any, emit: Callable[[str, dic
                 try:
                     row = ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - a worker died or the task raised
-                    row = collect(it, Path(opts.out) / it.slug, {
-                        "status": "error", "error": f"the Ray task failed ({type(e).__name__})"})
-                    emit(it.slug, {"stage": "error", "status": "error"})
+                    status, why = task_failure(ray, e)
+                    row = collect(it, Path(opts.out) / it.slug, {"status": status,
+                                                                "error": why})
+                    emit(it.slug, {"stage": status, "status": status})
                 results[it.slug] = row
                 if on_result:
                     on_result(row)

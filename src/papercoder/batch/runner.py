@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -118,11 +119,24 @@ def _with_addendum(paper: Any, addendum: Path | None) -> Any:
     return paper
 
 
-def _model(name: str, base_url: str | None, timeout: float, limiter: SharedLimiter,
-           limits: Limits | None) -> Any:
+_SHARED_MODELS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Any]] = \
+    weakref.WeakKeyDictionary()
+"""Per event loop, one provider model per (name, endpoint, timeout), shared by the papers:
+their calls then share one SDK client and its connections. A model per paper would close its
+client whenever that paper has no call in flight (between planning steps) and build a new one
+for the next call, and building one (TLS set-up included) stalls the loop every paper's
+requests wait on."""
+
+
+async def _model(name: str, base_url: str | None, timeout: float, limiter: SharedLimiter,
+                 limits: Limits | None) -> Any:
     from papercoder.models import get_model
 
-    inner = get_model(name, base_url=base_url, timeout=timeout)
+    shared = _SHARED_MODELS.setdefault(asyncio.get_running_loop(), {})
+    inner = shared.get((name, base_url, timeout))
+    if inner is None:  # the first one imports the SDK: in a thread, off the loop
+        inner = await asyncio.to_thread(get_model, name, base_url=base_url, timeout=timeout)
+        inner = shared.setdefault((name, base_url, timeout), inner)
     return RateLimitedModel(inner, limiter, limits)
 
 
@@ -146,7 +160,7 @@ async def run_paper(item: PaperItem, opts: BatchOptions, limiter: SharedLimiter,
     try:
         out.mkdir(parents=True, exist_ok=True)
         store = Store(out / STORE_NAME)
-        model = _model(opts.model, opts.base_url, opts.timeout, limiter, _limits(opts))
+        model = await _model(opts.model, opts.base_url, opts.timeout, limiter, _limits(opts))
         # parsing is CPU work: in a thread, so the other papers' requests leave on time
         paper, pdf = await asyncio.to_thread(load_paper_and_pdf, item.source)
         paper = _with_addendum(paper, item.addendum)
@@ -162,15 +176,14 @@ async def run_paper(item: PaperItem, opts: BatchOptions, limiter: SharedLimiter,
                                             reader=reader)
         result["status"] = manifest.status
         result["error"] = manifest.error
-        if opts.execute or stages.verify_available():
-            # static checks and their repair always run, as after `papercoder run`; the
-            # smoke run and debug loop only with --execute
-            emit(item.slug, {"stage": "verify", "current": ""})
-            await stages.verify(out, model=model, store=store, execute=opts.execute,
-                                **{"quiet": True, **opts.verify_options})
+        # static checks and their repair always run, as after `papercoder run`; the smoke
+        # run and debug loop only with --execute
+        emit(item.slug, {"stage": "verify", "current": ""})
+        await stages.verify(out, model=model, store=store, execute=opts.execute,
+                            **{"quiet": True, **opts.verify_options})
         if opts.eval_mode:
             emit(item.slug, {"stage": f"eval {opts.eval_mode}", "current": ""})
-            judge = _model(opts.judge or opts.model, opts.judge_base_url or (
+            judge = await _model(opts.judge or opts.model, opts.judge_base_url or (
                 None if opts.judge else opts.base_url), opts.timeout, limiter, None)
             await stages.evaluate(out, paper=paper, judge=judge, store=store,
                                   mode=opts.eval_mode, rubric=item.rubric,
@@ -188,7 +201,8 @@ async def run_paper(item: PaperItem, opts: BatchOptions, limiter: SharedLimiter,
     finally:
         if store is not None:
             store.close()
-        _report(out)
+        # rendering is CPU work: in a thread, so the other papers' requests leave on time
+        await asyncio.to_thread(_report, out)
     result["seconds"] = round(time.perf_counter() - started, 2)
     emit(item.slug, {"stage": result["status"], "status": result["status"], "current": ""})
     return collect(item, out, result)
@@ -230,7 +244,6 @@ async def run_batch(items: list[PaperItem], opts: BatchOptions, *, emit: Emit | 
                     limiter: RateLimiter | None = None) -> list[dict[str, Any]]:
     """Run every paper and write ``OUTDIR/summary.json`` and ``summary.csv`` (after each paper
     finishes, so a killed batch leaves a summary of what is done)."""
-    stages.require(opts.execute, bool(opts.eval_mode))
     opts.out.mkdir(parents=True, exist_ok=True)
     emit = emit or (lambda slug, ev: None)
     done: dict[str, dict[str, Any]] = {}

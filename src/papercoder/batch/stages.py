@@ -1,9 +1,7 @@
 """The one place batch reaches the verify and evaluate stages.
 
-Both are imported inside the functions, so batch works (generation only) where a stage is not
-installed, and says so in one sentence when ``--execute`` or ``--eval`` asks for it. Options
-are passed by name and only those the stage's options dataclass declares, so a stage that
-grows or drops an option does not break batch.
+Options are passed by name and only those the stage's options dataclass declares, so a stage
+that grows or drops an option does not break batch.
 """
 
 from __future__ import annotations
@@ -12,11 +10,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from papercoder.errors import ConfigError
-
-
-class StageMissing(ConfigError):
-    """A stage batch was asked to run is not part of this installation."""
+from papercoder.evaluate import EvalOptions, evaluate_target
+from papercoder.verify import VerifyOptions, verify_output
 
 
 def _options(cls: Any, wanted: dict[str, Any]) -> Any:
@@ -27,40 +22,9 @@ def _options(cls: Any, wanted: dict[str, Any]) -> Any:
     return cls(**{k: v for k, v in wanted.items() if k in names and v is not None})
 
 
-def verify_available() -> bool:
-    try:
-        from papercoder.verify import VerifyOptions, verify_output  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def eval_available() -> bool:
-    try:
-        from papercoder.evaluate import EvalOptions, evaluate_target  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def require(execute: bool, evaluate: bool) -> None:
-    """Fail before any work when a requested stage is missing."""
-    if execute and not verify_available():
-        raise StageMissing("--execute needs the verify stage (papercoder.verify), which this "
-                           "installation lacks; update papercoder or drop --execute.")
-    if evaluate and not eval_available():
-        raise StageMissing("--eval needs the evaluate stage (papercoder.evaluate), which this "
-                           "installation lacks; update papercoder or drop --eval.")
-
-
 async def verify(out: Path, *, model: Any, store: Any, execute: bool = True,
                  **options: Any) -> dict[str, Any]:
     """Run verify on ``out``; returns its "verify" dict (also saved in ``out/run.json``)."""
-    try:
-        from papercoder.verify import VerifyOptions, verify_output
-    except ImportError:
-        raise StageMissing("--execute needs the verify stage (papercoder.verify), which this "
-                           "installation lacks; update papercoder or drop --execute.") from None
     opts = _options(VerifyOptions, {"execute": execute, **options})
     return await verify_output(out, model=model, store=store, options=opts)
 
@@ -69,11 +33,6 @@ async def evaluate(target: Path, *, paper: Any, judge: Any, store: Any, mode: st
                    rubric: Path | None = None, addendum: Path | None = None,
                    **options: Any) -> dict[str, Any]:
     """Grade ``target`` (an output folder) with ``judge``; returns the eval summary."""
-    try:
-        from papercoder.evaluate import EvalOptions, evaluate_target
-    except ImportError:
-        raise StageMissing("--eval needs the evaluate stage (papercoder.evaluate), which this "
-                           "installation lacks; update papercoder or drop --eval.") from None
     wanted = {"mode": mode, "rubric": rubric, "addendum": addendum, "yes": True,
               "assume_yes": True, **options}
     opts = _options(EvalOptions, wanted)

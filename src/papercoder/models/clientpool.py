@@ -8,7 +8,7 @@ its connections); it is closed as soon as no call uses it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
@@ -17,6 +17,10 @@ C = TypeVar("C")
 RESPONSE_HOOKS: list[Callable[[Any], None]] = []
 """Called with every HTTP response (an ``httpx.Response``) a pooled SDK client receives,
 retries included: the batch rate limiter watches for 429s here."""
+REQUEST_HOOKS: list[Callable[[Any], Awaitable[None]]] = []
+"""Awaited with every HTTP request (an ``httpx.Request``) just before a pooled SDK client
+sends it, retries included: the batch rate limiter holds each attempt here until it may
+leave."""
 
 
 async def _notify(response: Any) -> None:
@@ -24,11 +28,24 @@ async def _notify(response: Any) -> None:
         hook(response)
 
 
+async def _before(request: Any) -> None:
+    for hook in list(REQUEST_HOOKS):
+        await hook(request)
+
+
 def _observe(client: Any) -> Any:
     hooks = getattr(getattr(client, "_client", None), "event_hooks", None)  # the SDK's httpx
-    if isinstance(hooks, dict) and _notify not in hooks.setdefault("response", []):
-        hooks["response"].append(_notify)
+    if isinstance(hooks, dict):
+        if _notify not in hooks.setdefault("response", []):
+            hooks["response"].append(_notify)
+        if _before not in hooks.setdefault("request", []):
+            hooks["request"].append(_before)
     return client
+
+
+def observed(client_pool: Any) -> bool:
+    """Whether ``client_pool`` is a :class:`ClientPool` (its requests pass the hooks)."""
+    return isinstance(client_pool, ClientPool)
 
 
 class ClientPool(Generic[C]):
