@@ -305,3 +305,24 @@ def test_timeout_stops_prompt_processing_too(model: LocalModel) -> None:
     assert processed < n_prompt - 100
     again = asyncio.run(model.complete(ASK, max_tokens=8))
     assert again.text.strip()
+
+
+def test_the_cli_reports_a_local_timeout_in_one_sentence(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests import cli_proc
+    from tests.pipeline_helpers import TINY_PAPER
+
+    paper = tmp_path / "paper.md"
+    paper.write_text(TINY_PAPER)
+    r = subprocess.run([sys.executable, "-m", "papercoder", "run", str(paper), "-m", "local",
+                        "-o", str(tmp_path / "out"), "--timeout", "0.05"],
+                       env=cli_proc.env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.startswith("Error:")]
+    assert lines == [f"Error: The local model local:{embedded_model_path().name} did not answer "
+                     "within 0.05 seconds (1 attempt); raise --timeout or lower the answer "
+                     "limit."], r.stderr
+    assert "Traceback" not in r.stderr and "decode" not in r.stderr, r.stderr
+    m = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert m["status"] == "failed" and "did not answer within 0.05 seconds" in m["error"]

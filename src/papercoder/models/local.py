@@ -244,11 +244,19 @@ class LocalModel:
         else:
             self._formatter = getattr(llama_chat_format, f"format_{FALLBACK_CHAT_FORMAT}")
         # Checked by llama.cpp between graph nodes, so a long prompt stops at the deadline too.
-        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._past_deadline())
+        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._abort_decode())
         llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self._abort_cb, None)
         self._llm = llm
         self.load_seconds = time.perf_counter() - started
         return llm
+
+    def _abort_decode(self) -> bool:
+        """llama.cpp's abort callback: True stops the decode running now. llama.cpp then logs
+        the abort as an error line; the one sentence of :meth:`_timed_out` says it instead."""
+        if not self._past_deadline():
+            return False
+        logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
+        return True
 
     def _past_deadline(self) -> bool:
         deadline = self._deadline
@@ -347,6 +355,7 @@ class LocalModel:
                 raise ModelError(f"The local model {self.name} failed: {e}.") from None
             finally:
                 self._deadline = None
+                logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
             if stopped:  # the sampling loop stopped at the deadline: a cut-off answer
                 raise self._timed_out()
             latency = time.perf_counter() - started
