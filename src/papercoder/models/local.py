@@ -189,6 +189,7 @@ class LocalModel:
         """Seconds one call may take (None: bounded by its answer limit only)."""
         self._deadline: float | None = None
         self._abort_cb: Any = None
+        self._no_abort: Any = None
 
     # -- context and loading -------------------------------------------------------------
     @property
@@ -243,12 +244,21 @@ class LocalModel:
             )
         else:
             self._formatter = getattr(llama_chat_format, f"format_{FALLBACK_CHAT_FORMAT}")
-        # Checked by llama.cpp between graph nodes, so a long prompt stops at the deadline too.
+        # Checked by llama.cpp between graph nodes, so a long prompt stops at the deadline
+        # too. Installed only while a deadline's prompt is processed (see _set_abort).
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._abort_decode())
-        llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self._abort_cb, None)
+        self._no_abort = llama_cpp.ggml_abort_callback()
         self._llm = llm
         self.load_seconds = time.perf_counter() - started
         return llm
+
+    def _set_abort(self, on: bool) -> None:
+        """Install or remove the abort callback (a Python call per graph node: kept to the
+        prompt, since sampling checks the deadline per token itself)."""
+        import llama_cpp
+
+        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx,
+                                           self._abort_cb if on else self._no_abort, None)
 
     def _abort_decode(self) -> bool:
         """llama.cpp's abort callback: True stops the decode running now. llama.cpp then logs
@@ -329,10 +339,15 @@ class LocalModel:
             if cancel is not None:
                 stops.append(lambda _ids, _logits: cancel.is_set())
             stopped: list[bool] = []
+            checked: list[bool] = []
             if self.timeout is not None:
                 self._deadline = time.monotonic() + self.timeout
+                self._set_abort(True)
 
                 def over(_ids: Any, _logits: Any) -> bool:
+                    if not checked:  # the prompt is processed: sampling checks from here on
+                        checked.append(True)
+                        self._set_abort(False)
                     if self._past_deadline():
                         stopped.append(True)
                     return bool(stopped)
@@ -355,6 +370,7 @@ class LocalModel:
                 raise ModelError(f"The local model {self.name} failed: {e}.") from None
             finally:
                 self._deadline = None
+                self._set_abort(False)
                 logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
             if stopped:  # the sampling loop stopped at the deadline: a cut-off answer
                 raise self._timed_out()
