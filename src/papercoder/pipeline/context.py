@@ -81,8 +81,9 @@ def _names(headings: list[str], limit: int = 8) -> str:
 
 async def reduce_paper(paper: Paper, budget_tokens: int, summarize: Summarizer | None,
                        notes: list[str], reduced: list[dict[str, Any]] | None = None,
-                       ) -> tuple[str, str]:
+                       planned: Callable[[int], None] | None = None) -> tuple[str, str]:
     """The paper's Markdown within ``budget_tokens``, and a short phrase saying what was done.
+    ``planned`` is told how many sections will be summarized, before the first summary.
 
     Every step names what was lost in ``notes`` (sentences for the console) and ``reduced``
     (records ``{"what": "paper", "action": "dropped"|"summarized"|"cut", "sections": [...],
@@ -118,8 +119,10 @@ async def reduce_paper(paper: Paper, budget_tokens: int, summarize: Summarizer |
         room = max(budget_tokens - overhead, 64 * len(paper.sections))
         before = estimate_tokens(md)
         new_sections, heads = [], []
-        for s in paper.sections:
-            target = max(int(room * s.tokens() / total), 48)
+        targets = [max(int(room * s.tokens() / total), 48) for s in paper.sections]
+        if planned is not None:
+            planned(sum(s.tokens() > t for s, t in zip(paper.sections, targets, strict=True)))
+        for s, target in zip(paper.sections, targets, strict=True):
             if s.tokens() > target:
                 text = await summarize(s.heading, s.text, target)
                 new_sections.append(type(s)(heading=s.heading, text=text, level=s.level,

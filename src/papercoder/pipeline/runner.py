@@ -53,6 +53,8 @@ class Pipeline:
         self.analyses: dict[str, str] = {}
         self._plan_context: str | None = None
         self.paper_reductions = ""
+        self._said: set[str] = set()
+        self._earlier = [] if opts.from_stage == "planning" else list(manifest.reductions)
         self.t0 = time.perf_counter()
         """When the run started (the final summary's time is wall time from here)."""
         self.pdf: Any = None
@@ -67,15 +69,27 @@ class Pipeline:
         return render(name, self.opts.prompts_dir, **kw)
 
     def note(self, message: str) -> None:
-        """A reduction the user must hear about (console, log, run.json)."""
+        """A reduction the user must hear about (console, log, run.json). Said once per
+        session, so a resumed run says again what the model sees."""
         if message not in self.manifest.reductions:
             self.manifest.reductions.append(message)
             if not any(r.get("message") == message for r in self.manifest.reduced):
                 what = message.split(":", 1)[0] if ":" in message else "context"
                 self.manifest.reduced.append({"what": what, "action": "cut", "sections": [],
                                               "message": message})
+        if message not in self._said:
+            self._said.add(message)
             self.progress.say(styled(("Context budget:", "yellow"), f" {message}."))
             log.info("reduction: %s", message)
+
+    def recall_reductions(self) -> None:
+        """On a resumed run, say the reductions an earlier session recorded (the answers
+        kept from it were written from what those reductions left) unless said already."""
+        for message in self._earlier:
+            if message not in self._said:
+                self._said.add(message)
+                self.progress.say(styled(("Context budget:", "yellow"),
+                                         f" {message} (earlier in this run)."))
 
     def warn(self, message: str) -> None:
         if message not in self.manifest.warnings:
@@ -188,13 +202,8 @@ class Pipeline:
     async def prepare_paper(self) -> None:
         notes: list[str] = []
 
-        summarized = {"n": 0}
-
         async def summarize(heading: str, text: str, target: int) -> str:
-            if summarized["n"] == 0:
-                self.progress.stage("summarize", None)
             self.progress.working(heading[:40])
-            summarized["n"] += 1
             msgs: list[Message] = [{"role": "system", "content": self.render("system")},
                                    {"role": "user", "content": self.render(
                                        "summarize", heading=heading,
@@ -216,7 +225,8 @@ class Pipeline:
             self.manifest.paper["references_in_prompts"] = False
         reduced: list[dict[str, Any]] = []
         self.paper_md, self.paper_reductions = await reduce_paper(
-            paper, self.budget.paper, summarize, notes, reduced)
+            paper, self.budget.paper, summarize, notes, reduced,
+            planned=lambda n: self.progress.stage("summarize", n) if n else None)
         self.manifest.reduced = [r for r in self.manifest.reduced if r.get("what") != "paper"]
         self.manifest.reduced.extend(reduced)  # structured: what was dropped, summarized, cut
         for n in notes:
@@ -232,6 +242,7 @@ class Pipeline:
             await self.read_pages()
             before, started = _snapshot(self.caller.totals), time.perf_counter()
             await self.prepare_paper()
+            self.recall_reductions()
             if self.caller.totals.calls > before.calls:  # the model summarized sections
                 m.stages["reading"] = {**_stage_delta(before, self.caller.totals),
                                        "seconds": round(time.perf_counter() - started, 2),

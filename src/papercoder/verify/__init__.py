@@ -165,6 +165,7 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
     # -- environment and sandbox -----------------------------------------------------------
     loud = _sayer(False)  # what will be installed, and missing isolation, are always said
     envm = EnvManager(vdir / "venv", python=options.python, install=options.install,
+                      use_bwrap=options.use_bwrap,
                       pip_args=options.pip_args, say=loud)
     env = envm.prepare()
     say(f"Environment: {env.kind} ({env.python}).")

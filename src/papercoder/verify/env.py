@@ -8,6 +8,14 @@ pinning every installed distribution, so pip can never replace the user's torch.
 is appended to ``OUT/verify/install.log``. A failed install is reported, not raised: it
 becomes a finding for the debug loop.
 
+The requirements are model-written, and building an sdist runs its code, so pip runs in the
+same bubblewrap sandbox as the generated code: network allowed (pip must reach the index), the
+venv the only writable folder besides a private ``/tmp`` and an empty work folder, the home
+folder hidden, the environment filtered, and (as root) the ``nobody`` user. Without bwrap pip
+runs as before (filtered environment and a timeout only), and ``install_sandbox: "none"`` in
+run.json says so. What the venv holds is read from its metadata in this process, never by
+starting the venv's interpreter outside the sandbox (an installed ``.pth`` file runs code).
+
 Alternatives: ``python=PATH`` (an interpreter the user prepared; nothing is installed) and
 ``install=False`` (the current interpreter, nothing installed).
 """
@@ -15,9 +23,11 @@ Alternatives: ``python=PATH`` (an interpreter the user prepared; nothing is inst
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from collections.abc import Callable
@@ -29,7 +39,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from papercoder.errors import ConfigError
-from papercoder.verify.sandbox import ENV_ALLOW, NETWORK_ENV
+from papercoder.verify.sandbox import ENV_ALLOW, NETWORK_ENV, NOBODY, Limits, Sandbox
 
 PIP_TIMEOUT = 1800.0
 TOOLING = {"pip", "setuptools", "wheel"}
@@ -45,9 +55,12 @@ class Environment:
     """pip's condensed output when the last install failed."""
     readonly: list[Path] = field(default_factory=list)
     """Folders the sandbox must be able to read (the venv, the base interpreter)."""
+    install_sandbox: str | None = None
+    """Where pip ran: "bwrap", "none" (not isolated), None (nothing installed so far)."""
 
     def to_dict(self) -> dict[str, object]:
-        return {"kind": self.kind, "python": str(self.python), "installed": list(self.installed)}
+        return {"kind": self.kind, "python": str(self.python), "installed": list(self.installed),
+                "install_sandbox": self.install_sandbox}
 
 
 def installed_versions() -> dict[str, str]:
@@ -88,10 +101,15 @@ def _site_dirs() -> list[Path]:
     return [Path(d) for d in dirs if Path(d).is_dir()]
 
 
+def _pip_settings() -> dict[str, str]:
+    """The user's PIP_* settings, secrets left out."""
+    return {k: v for k, v in os.environ.items() if k.startswith("PIP_")
+            and not any(s in k for s in ("TOKEN", "PASSWORD", "KEY"))}
+
+
 def _pip_env() -> dict[str, str]:
     env = {k: os.environ[k] for k in (*ENV_ALLOW, *NETWORK_ENV) if k in os.environ}
-    env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_")
-                and not any(s in k for s in ("TOKEN", "PASSWORD", "KEY"))})
+    env.update(_pip_settings())
     env.update({"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                 "HOME": os.environ.get("HOME", "/"), "PYTHONNOUSERSITE": "1",
                 "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
@@ -103,8 +121,10 @@ class EnvManager:
 
     def __init__(self, vdir: Path, *, python: Path | None, install: bool,
                  pip_args: list[str] | None = None,
-                 say: Callable[[str], None] = lambda s: None) -> None:
+                 say: Callable[[str], None] = lambda s: None, use_bwrap: bool = True) -> None:
         self.vdir = vdir
+        self.use_bwrap = use_bwrap
+        self._told_unisolated = False
         self.log_path = vdir.parent / "install.log"
         self.user_python = python
         self.install = install
@@ -161,7 +181,7 @@ class EnvManager:
         if env.kind != "venv":
             return []
         if not self._have:
-            self._have = installed_versions_in(env.python) or installed_versions()
+            self._have = self._venv_versions()
         todo = [r for r in unsatisfied(requirements_text, self._have) if r not in env.installed]
         if not todo:
             return []
@@ -178,15 +198,20 @@ class EnvManager:
                "-c", str(constraints), "-r", str(reqs), *self.pip_args]
         if _has_pip(Path(sys.executable)):
             cmd = [sys.executable, "-m", "pip", "--python", str(env.python), *cmd[3:]]
-        self._log(f"$ {' '.join(cmd)}  # {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT,
-                               env=_pip_env(), stdin=subprocess.DEVNULL)
-            output, code = r.stdout + r.stderr, r.returncode
-        except subprocess.TimeoutExpired:
-            output, code = f"pip did not finish within {PIP_TIMEOUT:.0f} seconds", -1
-        except OSError as e:
-            output, code = f"pip could not start: {e}", -1
+        sandbox = self._sandbox([constraints, reqs])
+        where = "in the bwrap sandbox" if sandbox else "WITHOUT a sandbox"
+        self._log(f"$ {' '.join(cmd)}  # {time.strftime('%Y-%m-%d %H:%M:%S')}, {where}")
+        if sandbox is not None:
+            env.install_sandbox = "bwrap"
+            output, code = self._run_sandboxed(sandbox, cmd)
+        else:
+            env.install_sandbox = "none"
+            if not self._told_unisolated:
+                self._told_unisolated = True
+                self.say("The requirements are installed WITHOUT isolation (bubblewrap is "
+                         "not available): pip, and any setup.py it builds, runs with only a "
+                         "filtered environment and a timeout.")
+            output, code = _run_plain(cmd)
         self._log(output + f"[exit {code}]\n")
         if code != 0:
             lines = [x for x in output.splitlines() if x.strip()]
@@ -194,8 +219,89 @@ class EnvManager:
             env.failure = "\n".join(errors[-15:])
             return []
         env.installed += todo
-        self._have = installed_versions_in(env.python) or self._have
+        self._have = self._venv_versions() or self._have
         return todo
+
+    def _venv_versions(self) -> dict[str, str]:
+        """What the venv sees, read from metadata here: the venv's own site-packages first,
+        then the folders it reuses (this interpreter's and the base interpreter's)."""
+        own = [self.vdir / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+               / "site-packages"]
+        base = [Path(sys.base_prefix) / p.relative_to(sys.prefix)
+                for p in _site_dirs() if p.is_relative_to(sys.prefix)]
+        paths = [str(p) for p in [*own, *_site_dirs(), *base] if p.is_dir()]
+        out: dict[str, str] = {}
+        for d in metadata.distributions(path=paths):
+            name = d.metadata["Name"] if d.metadata else None
+            if name and d.version:
+                out.setdefault(canonicalize_name(name), d.version)
+        return out
+
+    def _sandbox(self, files: list[Path]) -> Sandbox | None:
+        """The sandbox pip runs in, or None where bwrap is not available."""
+        if not self.use_bwrap:
+            return None
+        env = self.prepare()
+        settings = " ".join(_pip_settings().values()).split()
+        readonly = [p for p in env.readonly if p != self.vdir] + files + \
+            _arg_paths([*self.pip_args, *settings])
+        limits = Limits(cpu_seconds=int(PIP_TIMEOUT * (os.cpu_count() or 1)), file_mb=16384,
+                        output_kb=2048)
+        sb = Sandbox(allow_network=True, limits=limits, readonly=readonly,
+                     writable=[self.vdir], use_bwrap=True)
+        return sb if sb.isolation.sandbox == "bwrap" else None
+
+    def _run_sandboxed(self, sb: Sandbox, cmd: list[str]) -> tuple[str, int]:
+        work = Path(tempfile.mkdtemp(prefix="pip-", dir=self.vdir.parent))
+        drop = sb.root and sb.setpriv
+        owner = (os.geteuid(), os.getegid())
+        env = _pip_settings()
+        env.update({"PYTHONNOUSERSITE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        try:
+            if drop:  # the sandbox user fills the venv; it is handed back afterwards
+                _chown_tree(self.vdir, NOBODY, NOBODY)
+                _chown_tree(work, NOBODY, NOBODY)
+            r = sb.run(cmd, work, timeout=PIP_TIMEOUT, env=env)
+        finally:
+            if drop:
+                _chown_tree(self.vdir, *owner)
+            shutil.rmtree(work, ignore_errors=True)
+        if r.timed_out:
+            return r.output + f"\npip did not finish within {PIP_TIMEOUT:.0f} seconds", -1
+        return r.output, -1 if r.exit is None else r.exit
+
+
+def _run_plain(cmd: list[str]) -> tuple[str, int]:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT,
+                           env=_pip_env(), stdin=subprocess.DEVNULL)
+        return r.stdout + r.stderr, r.returncode
+    except subprocess.TimeoutExpired:
+        return f"pip did not finish within {PIP_TIMEOUT:.0f} seconds", -1
+    except OSError as e:
+        return f"pip could not start: {e}", -1
+
+
+def _arg_paths(args: list[str]) -> list[Path]:
+    """Local folders and files named in extra pip arguments (``--find-links DIR``), which
+    the sandbox must be able to read."""
+    found = []
+    for a in args:
+        for part in a.split("=", 1)[-1:] if a.startswith("--") else [a]:
+            part = part.removeprefix("file://")
+            if part and not part.startswith("-") and Path(part).exists():
+                found.append(Path(part).absolute())
+    return found
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.lchown(dirpath, uid, gid)
+        for name in [*dirnames, *filenames]:
+            try:
+                os.lchown(os.path.join(dirpath, name), uid, gid)
+            except OSError:
+                pass
 
 
 def _has_pip(python: Path) -> bool:
@@ -204,17 +310,3 @@ def _has_pip(python: Path) -> bool:
     except ImportError:
         return False
     return python == Path(sys.executable)
-
-
-def installed_versions_in(python: Path) -> dict[str, str]:
-    """Distributions an interpreter sees, asked of that interpreter."""
-    code = ("import json,importlib.metadata as m;print(json.dumps({d.metadata['Name']:d.version "
-            "for d in m.distributions() if d.metadata and d.metadata['Name']}))")
-    try:
-        r = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
-        import json
-
-        data = json.loads(r.stdout)
-    except (OSError, ValueError, subprocess.SubprocessError):
-        return {}
-    return {canonicalize_name(k): str(v) for k, v in data.items()}

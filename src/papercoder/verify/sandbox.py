@@ -127,10 +127,13 @@ class Sandbox:
     """Runs commands in work copies with the isolation this system allows."""
 
     def __init__(self, *, allow_network: bool = False, limits: Limits | None = None,
-                 readonly: list[Path] | None = None, use_bwrap: bool = True) -> None:
+                 readonly: list[Path] | None = None, use_bwrap: bool = True,
+                 writable: list[Path] | None = None) -> None:
         self.limits = limits or Limits()
         self.allow_network = allow_network
         self.readonly = [Path(p) for p in (readonly or [])]
+        self.writable = [Path(p) for p in (writable or [])]
+        """Folders bound writable at their own path (bwrap only), e.g. a venv being filled."""
         self.bwrap = shutil.which("bwrap") if use_bwrap else None
         self.root = _is_root()
         self.isolation = self._detect()
@@ -247,7 +250,9 @@ class Sandbox:
                 args += ["--tmpfs", str(home)]  # secrets in dotfiles stay hidden
                 hidden.append(home)
             made: set[Path] = set()
-            for ro in dict.fromkeys(self.readonly):
+            binds = [("--ro-bind", p) for p in dict.fromkeys(self.readonly)]
+            binds += [("--bind", p) for p in dict.fromkeys(self.writable)]
+            for how, ro in binds:
                 if not ro.exists():
                     continue
                 # Folders bwrap creates on its own tmpfs would be private to root.
@@ -257,7 +262,7 @@ class Sandbox:
                             if anc not in made:
                                 made.add(anc)
                                 args += ["--perms", "0755", "--dir", str(anc)]
-                args += ["--ro-bind", str(ro), str(ro)]
+                args += [how, str(ro), str(ro)]
             args += ["--bind", str(work), INSIDE, "--chdir", INSIDE, "--"]
             return args + (SETPRIV if self.root and self.setpriv else []) + argv
         if self._drops_without_bwrap(work, python_bin):
