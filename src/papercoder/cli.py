@@ -140,7 +140,7 @@ def prompt(
     if schema is not None:
         try:
             schema_obj = json.loads(schema.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise ConfigError(f"The schema file {schema} is not readable JSON ({e}).") from None
     m = get_model(model, base_url=base_url, timeout=timeout, max_retries=max_retries)
     store = open_store()

@@ -50,7 +50,7 @@ def read_json(path: Path) -> Any:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_JSON:
             return None
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 

@@ -111,7 +111,7 @@ def load_rubric(path: Path) -> Node:
     except FileNotFoundError:
         raise ConfigError(f"The rubric {path} does not exist; check the --rubric path.") \
             from None
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ConfigError(f"The rubric {path} is not readable JSON ({type(e).__name__}); give "
                           "a PaperBench rubric.json.") from None
     return parse_rubric(data)

@@ -47,7 +47,7 @@ def read_verify(out: Path) -> dict[str, Any] | None:
     try:
         raw = read_inside(out, "run.json")
         data = json.loads(raw) if raw is not None else None
-    except (PapercoderError, OSError, ValueError):
+    except (PapercoderError, OSError, ValueError, RecursionError):
         return None
     v = data.get("verify") if isinstance(data, dict) else None
     return v if isinstance(v, dict) and v else None

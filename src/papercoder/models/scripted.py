@@ -88,7 +88,7 @@ class ScriptedModel:
         except FileNotFoundError:
             raise ConfigError(f"The script file {p} does not exist; check the path after "
                               "'scripted:'.") from None
-        except (OSError, ValueError, yaml.YAMLError) as e:
+        except (OSError, ValueError, yaml.YAMLError, RecursionError) as e:
             raise ConfigError(f"The script file {p} could not be parsed ({type(e).__name__}); "
                               "it must be a JSON or YAML list or mapping.") from None
         if not isinstance(data, (list, dict)):

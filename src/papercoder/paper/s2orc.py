@@ -139,4 +139,7 @@ def loads(text: str, *, source: str) -> Paper:
     except ValueError as e:
         raise PaperError(f"{source} is not valid JSON ({e.msg} at line {e.lineno}); give S2ORC "
                          "JSON, a PDF, LaTeX or Markdown.") from None
+    except RecursionError:
+        raise PaperError(f"{source} is not valid JSON (nested too deeply); give S2ORC JSON, a "
+                         "PDF, LaTeX or Markdown.") from None
     return read_s2orc(data, source=source)

@@ -90,6 +90,8 @@ def check_file(code: str, file: str) -> str:
             json.loads(code)
         except ValueError as e:
             raise _fail(file, f"JSON that does not load: {e}") from None
+        except RecursionError:
+            raise _fail(file, "JSON that does not load: nested too deeply") from None
     elif kind == "shell":
         bash = shutil.which("bash")
         if bash is None:

@@ -50,7 +50,7 @@ def holder(out: Path) -> dict | None:
         os.close(fd)
     try:
         info = json.loads(raw.decode("utf-8", "replace"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return info if isinstance(info, dict) else None
 
@@ -138,6 +138,6 @@ def _take(fd: int) -> dict | None:
         return None
     try:
         stale = json.loads(previous)
-    except ValueError:
+    except (ValueError, RecursionError):
         stale = None
     return stale if isinstance(stale, dict) else {"note": previous[:300]}

@@ -133,7 +133,7 @@ def plan_excerpt(logic_json: str | None, files: list[str], limit: int = 6000) ->
         return ""
     try:
         data = json.loads(logic_json)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     if not isinstance(data, dict):
         return ""

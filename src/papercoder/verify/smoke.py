@@ -57,7 +57,7 @@ def smoke_commands(logic_json: str | None, code: dict[str, str]) -> list[SmokeCo
     if logic_json:
         try:
             data = json.loads(logic_json)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = {}
         for item in (data.get("smoke_commands") or []) if isinstance(data, dict) else []:
             if isinstance(item, str):
