@@ -69,3 +69,27 @@ def test_cli_inputs_are_one_sentence(tmp_path: Path) -> None:
         assert r.returncode != 0, args
         assert "Traceback" not in r.stderr + r.stdout, (args, r.stderr[-800:])
         assert "JSON" in r.stderr or "parsed" in r.stderr, (args, r.stderr[-800:])
+
+
+DEEP_YAML = "[" * 100_000 + "]" * 100_000
+
+
+def test_deep_yaml_is_refused_or_skipped(tmp_path: Path, monkeypatch) -> None:
+    import yaml
+
+    from papercoder.config import load_user_config
+    from papercoder.pipeline.configcheck import config_values
+    from papercoder.verify.static import check_config
+
+    with pytest.raises(RecursionError):  # the hazard
+        yaml.safe_load(DEEP_YAML)
+    with pytest.raises(FormatError, match="YAML that does not load"):
+        check_file(DEEP_YAML, "configs/base.yaml")
+    assert config_values("model:\n  layers: " + DEEP_YAML + "\n") is not None
+    found = check_config({"config.yaml": DEEP_YAML}, {})
+    assert [f["kind"] for f in found] == ["config"]
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(DEEP_YAML)
+    monkeypatch.setenv("PAPERCODER_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match="could not be read"):
+        load_user_config()

@@ -70,7 +70,7 @@ def _load(path: str, mtime: float) -> UserConfig:
     p = Path(path)
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
         raise ConfigError(
             f"The config file {p} could not be read ({type(e).__name__}); fix or remove it."
         ) from None

@@ -109,7 +109,7 @@ def config_values(config_text: str) -> list[tuple[str, list[float], bool]]:
             continue
         try:
             value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             continue
         nums = _numbers_in(value)
         if nums:

@@ -85,6 +85,8 @@ def check_file(code: str, file: str) -> str:
         except yaml.YAMLError as e:
             raise _fail(file, "YAML that does not load: " + " ".join(str(e).split())[:200]) \
                 from None
+        except RecursionError:
+            raise _fail(file, "YAML that does not load: nested too deeply") from None
     elif kind == "json":
         try:
             json.loads(code)

@@ -253,7 +253,7 @@ async def run(p: Pipeline) -> None:
         p.config_text = ws.read_artifact("config.yaml") or ""
         try:
             yaml.safe_load(p.config_text)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             raise PapercoderError("artifacts/config.yaml is not valid YAML; fix it or rerun "
                                   "with --from planning.") from None
     else:

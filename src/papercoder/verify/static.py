@@ -161,6 +161,8 @@ def check_config(code: Mapping[str, str], trees: Mapping[str, ast.Module]) -> li
     text = code.get("config.yaml")
     try:
         data = yaml.safe_load(text) if text is not None else None
+    except RecursionError:
+        return [finding("config.yaml", None, "config", "is not valid YAML (nested too deeply)")]
     except yaml.YAMLError as e:
         return [finding("config.yaml", None, "config", f"is not valid YAML ({e})".replace(
             "\n", " "))]
