@@ -35,6 +35,7 @@ Time is injectable (``clock`` and ``sleep``) so the arithmetic is tested without
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import time
 from collections import deque
@@ -110,6 +111,23 @@ class _Key:
     skew: float = DEFAULT_SKEW
     granted: int = 0
     waited: float = 0.0
+
+
+async def wait_out(ask: Callable[[], float | Awaitable[float]],
+                   sleep: Callable[[float], Awaitable[Any]], *, once: bool = False) -> float:
+    """Sleep for the seconds ``ask()`` answers (a number, or an awaitable one such as a Ray
+    actor call) until it answers 0, or just once with ``once``; returns seconds slept. The
+    one waiting loop behind both limiters' ``acquire``/``depart``."""
+    waited = 0.0
+    while True:
+        wait = ask()
+        wait = await wait if inspect.isawaitable(wait) else wait
+        if wait <= 0:
+            return waited
+        await sleep(wait)
+        waited += wait
+        if once:
+            return waited
 
 
 class RateLimiter:
@@ -241,24 +259,13 @@ class RateLimiter:
         then, with ``admit``, :meth:`depart`); returns seconds waited. Callers whose HTTP
         attempts pass the client pool's request hook pass ``admit=False``: the hook admits
         each attempt."""
-        waited = 0.0
-        wait = self.reserve(key, tokens)
-        if wait > 0:
-            await self.sleep(wait)
-            waited += wait
-        if admit:
-            waited += await self.depart(key)
-        return waited
+        waited = await wait_out(lambda: self.reserve(key, tokens), self.sleep, once=True)
+        return waited + (await self.depart(key) if admit else 0.0)
 
     async def depart(self, key: str) -> float:
         """Wait until :meth:`admit` lets one attempt leave; returns seconds waited."""
-        waited = 0.0
-        while True:
-            wait = self.admit(key)  # a 429 elsewhere meanwhile; the sliding minute
-            if wait <= 0:
-                return waited
-            await self.sleep(wait)
-            waited += wait
+        # admit() is asked again after each wait: a 429 elsewhere meanwhile, the sliding minute
+        return await wait_out(lambda: self.admit(key), self.sleep)
 
     def stats(self) -> dict[str, dict[str, float]]:
         return {name: {"granted": k.granted, "throttled": k.throttled, "waited": k.waited,

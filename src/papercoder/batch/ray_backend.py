@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from papercoder.batch.inputs import PaperItem
-from papercoder.batch.limiter import Limits, RateLimiter
+from papercoder.batch.limiter import Limits, RateLimiter, wait_out
 from papercoder.errors import ConfigError
 
 CRASH_RETRIES = 1
@@ -82,23 +82,12 @@ class RemoteLimiter:
         self.actor.configure.remote(key, limits.rpm, limits.tpm)  # calls keep their order
 
     async def acquire(self, key: str, tokens: int = 0, *, admit: bool = True) -> float:
-        waited = 0.0
-        wait = await self.actor.reserve.remote(key, tokens)
-        if wait > 0:
-            await asyncio.sleep(wait)
-            waited += wait
-        if admit:
-            waited += await self.depart(key)
-        return waited
+        waited = await wait_out(lambda: self.actor.reserve.remote(key, tokens), asyncio.sleep,
+                                once=True)
+        return waited + (await self.depart(key) if admit else 0.0)
 
     async def depart(self, key: str) -> float:
-        waited = 0.0
-        while True:
-            wait = await self.actor.admit.remote(key)
-            if wait <= 0:
-                return waited
-            await asyncio.sleep(wait)
-            waited += wait
+        return await wait_out(lambda: self.actor.admit.remote(key), asyncio.sleep)
 
     def settle(self, key: str, estimated: int, actual: int) -> None:
         self.actor.settle.remote(key, estimated, actual)  # fire and forget
