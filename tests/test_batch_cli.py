@@ -15,6 +15,28 @@ from papercoder.batch.cli import optional_ray_value
 from tests import pipeline_helpers as ph
 
 
+def _batch_through_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                        argv: list[str]) -> tuple[dict[str, Any], Any]:
+    """Run ``papercoder batch`` through ``cli.main()`` (argv: the words after ``batch``,
+    where PAPERS stands for a folder of one paper) with run_batch replaced by a recorder;
+    returns what run_batch was given and the exit code."""
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    (papers / "a.md").write_text(ph.TINY_PAPER)
+    seen: dict[str, Any] = {}
+
+    async def fake_run_batch(items: Any, opts: Any, **kw: Any) -> list[dict[str, Any]]:
+        seen.update(kw, slugs=[i.slug for i in items])
+        return []
+
+    monkeypatch.setattr(runner, "run_batch", fake_run_batch)
+    words = [str(papers) if w == "PAPERS" else w for w in argv]
+    monkeypatch.setattr(sys, "argv", ["papercoder", "batch", *words])
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    return seen, e.value.code
+
+
 @pytest.mark.parametrize(("args", "use_ray", "address"), [
     ([], False, None),
     (["--ray"], True, None),  # last: $RAY_ADDRESS, else a new local instance
@@ -28,41 +50,17 @@ from tests import pipeline_helpers as ph
 def test_ray_takes_an_optional_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        args: list[str], use_ray: bool,
                                        address: str | None) -> None:
-    papers = tmp_path / "papers"
-    papers.mkdir()
-    (papers / "a.md").write_text(ph.TINY_PAPER)
-    seen: dict[str, Any] = {}
-
-    async def fake_run_batch(items: Any, opts: Any, **kw: Any) -> list[dict[str, Any]]:
-        seen.update(kw, slugs=[i.slug for i in items])
-        return []
-
-    monkeypatch.setattr(runner, "run_batch", fake_run_batch)
-    monkeypatch.setattr(sys, "argv", ["papercoder", "batch", str(papers), "-m", "scripted:x",
-                                      "-o", str(tmp_path / "o"), *args])
-    with pytest.raises(SystemExit) as e:
-        cli.main()
-    assert e.value.code in (0, None)
+    seen, code = _batch_through_main(tmp_path, monkeypatch, [
+        "PAPERS", "-m", "scripted:x", "-o", str(tmp_path / "o"), *args])
+    assert code in (0, None)
     assert (seen["use_ray"], seen["ray_address"], seen["slugs"]) == (use_ray, address, ["a"])
 
 
 def test_a_bare_ray_before_the_input_does_not_swallow_it(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) \
         -> None:
-    papers = tmp_path / "papers"
-    papers.mkdir()
-    (papers / "a.md").write_text(ph.TINY_PAPER)
-    seen: dict[str, Any] = {}
-
-    async def fake_run_batch(items: Any, opts: Any, **kw: Any) -> list[dict[str, Any]]:
-        seen.update(kw, slugs=[i.slug for i in items])
-        return []
-
-    monkeypatch.setattr(runner, "run_batch", fake_run_batch)
-    monkeypatch.setattr(sys, "argv", ["papercoder", "batch", "--ray", str(papers), "-m",
-                                      "scripted:x", "-o", str(tmp_path / "o")])
-    with pytest.raises(SystemExit):
-        cli.main()
+    seen, _ = _batch_through_main(tmp_path, monkeypatch, [
+        "--ray", "PAPERS", "-m", "scripted:x", "-o", str(tmp_path / "o")])
     assert (seen["use_ray"], seen["ray_address"], seen["slugs"]) == (True, None, ["a"])
 
 
