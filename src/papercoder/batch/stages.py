@@ -1,7 +1,8 @@
 """The one place batch reaches the verify and evaluate stages.
 
 Options are passed by name and only those the stage's options dataclass declares, so a stage
-that grows or drops an option does not break batch.
+that grows or drops an option does not break batch. Both stages are imported when first
+used, so that the CLI's start-up does not load them.
 """
 
 from __future__ import annotations
@@ -9,9 +10,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 from typing import Any
-
-from papercoder.evaluate import EvalOptions, evaluate_target
-from papercoder.verify import VerifyOptions, verify_output
 
 
 def _options(cls: Any, wanted: dict[str, Any]) -> Any:
@@ -25,6 +23,8 @@ def _options(cls: Any, wanted: dict[str, Any]) -> Any:
 async def verify(out: Path, *, model: Any, store: Any, execute: bool = True,
                  **options: Any) -> dict[str, Any]:
     """Run verify on ``out``; returns its "verify" dict (also saved in ``out/run.json``)."""
+    from papercoder.verify import VerifyOptions, verify_output  # not at start-up
+
     opts = _options(VerifyOptions, {"execute": execute, **options})
     return await verify_output(out, model=model, store=store, options=opts)
 
@@ -35,6 +35,8 @@ async def evaluate(target: Path, *, paper: Any, judge: Any, store: Any, mode: st
     """Grade ``target`` (an output folder) with ``judge``; returns the eval summary."""
     wanted = {"mode": mode, "rubric": rubric, "addendum": addendum, "yes": True,
               "assume_yes": True, **options}
+    from papercoder.evaluate import EvalOptions, evaluate_target  # not at start-up
+
     opts = _options(EvalOptions, wanted)
     return await evaluate_target(target, paper=paper, judge=judge, store=store, options=opts)
 
