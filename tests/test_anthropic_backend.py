@@ -171,7 +171,7 @@ def test_usage_and_cost_with_cache_read_and_write(tmp_path: Path,
 # -- structured output via a forced tool ------------------------------------------------------
 def test_structured_output_through_a_forced_tool(srv: FakeAnthropicServer) -> None:
     srv.enqueue(GOOD)
-    c = run(AnthropicModel("claude-haiku-4-5", base_url=srv.url).complete(
+    c = run(AnthropicModel("claude-sonnet-4", base_url=srv.url).complete(
         [{"role": "user", "content": "Which file?"}], schema=Task))
     assert isinstance(c.parsed, Task) and c.parsed.depends_on == ["utils.py"]
     assert json.loads(c.text) == json.loads(GOOD)
@@ -199,7 +199,7 @@ def test_invalid_tool_input_is_reasked_quoting_the_error(tmp_path: Path,
 def test_non_object_schema_is_wrapped(srv: FakeAnthropicServer) -> None:
     schema = {"type": "array", "items": {"type": "string"}, "title": "Files"}
     srv.enqueue(json.dumps({"answer": ["a.py", "b.py"]}))
-    c = run(AnthropicModel("claude-haiku-4-5", base_url=srv.url).complete(
+    c = run(AnthropicModel("claude-sonnet-4", base_url=srv.url).complete(
         [{"role": "user", "content": "Files?"}], schema=schema))
     assert c.parsed == ["a.py", "b.py"] and json.loads(c.text) == ["a.py", "b.py"]
     tool = srv.message_requests()[0]["tools"][0]

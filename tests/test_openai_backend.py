@@ -157,7 +157,10 @@ def test_json_object_form_when_json_schema_is_refused() -> None:
         assert s.format_attempts() == ["json_schema", "json_object"]
         body = s.chat_requests()[1]
         assert body["response_format"]["schema"]["properties"]["title"]["type"] == "string"
-        assert "JSON Schema" in body["messages"][0]["content"]
+        # The schema goes after the last user text; the first message (the cached prefix)
+        # is sent unchanged.
+        assert body["messages"][0]["content"] == "You write recipes."
+        assert "JSON Schema" in body["messages"][-1]["content"]
         assert body["messages"][0]["content"].startswith("You write recipes.")
         # A second call, even from a new instance, does not try json_schema again.
         run(OpenAIModel("llama", base_url=s.url).complete(ASK, schema=Recipe))
@@ -176,9 +179,10 @@ def test_whole_fallback_chain_with_extraction_and_reask(tmp_path: Path) -> None:
         assert isinstance(c.parsed, Recipe) and c.parsed.title == "tea"
         assert s.format_attempts() == ["json_schema", "json_object", "none", "none"]
         first_plain, reask = s.chat_requests()[2], s.chat_requests()[3]
-        assert first_plain["messages"][0]["role"] == "system"
-        assert "JSON Schema" in first_plain["messages"][0]["content"]
-        assert '"minutes"' in first_plain["messages"][0]["content"]
+        assert first_plain["messages"][-1]["role"] == "user"
+        assert first_plain["messages"][-1]["content"].startswith("Tea recipe?")
+        assert "JSON Schema" in first_plain["messages"][-1]["content"]
+        assert '"minutes"' in first_plain["messages"][-1]["content"]
         quoted = reask["messages"][-1]["content"]
         assert "steps.0.minutes" in quoted and "Field required" in quoted
         assert reask["messages"][-2] == {"role": "assistant",

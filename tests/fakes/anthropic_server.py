@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .contracts import anthropic_refusal
 from .server import FakeServer, Recorded, Reply, Responder, count_tokens
 
 
@@ -30,8 +31,11 @@ def _block_text(block: Mapping[str, Any]) -> str:
 
 
 def prompt_blocks(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The request as the cache sees it: tools, then system, then message blocks."""
-    out: list[Mapping[str, Any]] = list(body.get("tools") or [])
+    """The request as the cache sees it: tools, then system, then message blocks (a JSON
+    output schema is part of the cached prefix too)."""
+    fmt = (body.get("output_config") or {}).get("format")
+    out: list[Mapping[str, Any]] = [{"type": "output_format", "format": fmt}] if fmt else []
+    out += list(body.get("tools") or [])
     out += _blocks(body.get("system"))
     for m in body.get("messages") or []:
         out += [{**b, "_role": m.get("role")} for b in _blocks(m.get("content"))]
@@ -101,6 +105,9 @@ class FakeAnthropicServer(FakeServer):
                 roles[i] == roles[i + 1] for i in range(len(roles) - 1)):
             return self._error(400, "invalid_request_error", "messages: roles must alternate "
                                "between user and assistant, starting with user")
+        refusal = anthropic_refusal(dict(body))
+        if refusal is not None:
+            return self._error(400, "invalid_request_error", refusal)
         blocks = prompt_blocks(body)
         marks = sum(1 for b in blocks if "cache_control" in b)
         if marks > 4:

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .contracts import openai_refusal
 from .server import (
     FakeServer,
     Recorded,
@@ -84,11 +85,13 @@ class FakeOpenAIServer(FakeServer):
         models: Iterable[str] | None = None,
         reject_formats: Iterable[str] = (),
         reject_params: Iterable[str] = (),
+        contracts: bool = True,
         context_limit: int | None = None,
         prefix_cache_min: int | None = None,
     ) -> None:
         super().__init__(responder, port=port, delay=delay, api_key=api_key)
         self.models = set(models) if models is not None else None
+        self.contracts = contracts
         self.reject_formats = set(reject_formats)
         self.reject_params = set(reject_params)
         self.context_limit = context_limit
@@ -139,6 +142,9 @@ class FakeOpenAIServer(FakeServer):
         if self.models is not None and model not in self.models:
             return self._error(404, f"The model `{model}` does not exist or you do not have "
                                "access to it.", code="model_not_found")
+        refusal = openai_refusal(dict(body)) if self.contracts else None
+        if refusal is not None:
+            return self._error(400, refusal[0], param=refusal[1])
         fmt = (body.get("response_format") or {}).get("type")
         if fmt in self.reject_formats:
             return self._error(400, f"response_format type '{fmt}' is not supported by this "
@@ -155,11 +161,14 @@ class FakeOpenAIServer(FakeServer):
                                    f"resulted in {n} tokens.", code="context_length_exceeded")
         return None
 
-    def _cached_tokens(self, messages: list[Mapping[str, Any]]) -> int:
+    def _cached_tokens(self, messages: list[Mapping[str, Any]],
+                       schema_first: Any = None) -> int:
         if self.prefix_cache_min is None:
             return 0
         best, acc, h = 0, 0, hashlib.sha256()
         found: list[str] = []
+        # OpenAI caches the structured-output schema ahead of the messages.
+        h.update(json.dumps(schema_first or None, sort_keys=True).encode())
         for m in messages:
             h.update(json.dumps([m.get("role"), m.get("content")]).encode())
             acc += count_tokens(str(m.get("content") or ""))
@@ -176,7 +185,9 @@ class FakeOpenAIServer(FakeServer):
         body = req.body
         text = reply.text or ""
         prompt = count_tokens(message_text(body))
-        cached = self._cached_tokens(list(body.get("messages") or []))
+        fmt = body.get("response_format") or {}
+        cached = self._cached_tokens(list(body.get("messages") or []),
+                                     fmt.get("json_schema") if isinstance(fmt, Mapping) else None)
         u = reply.usage
         prompt = u.get("prompt_tokens", prompt)
         cached = u.get("cached_tokens", cached)

@@ -2,14 +2,28 @@
 
 System messages go in ``system``; a message marked ``"cache": True`` gets a
 ``cache_control`` breakpoint on its block, so the long stable prefix (the paper, resent at
-every stage) is billed at the cache-read rate after the first call. Structured output is a
-single tool whose input schema is the answer's schema, forced with ``tool_choice``.
+every stage) is billed at the cache-read rate after the first call.
+
+Structured output tries, per model and endpoint, and remembers what was refused:
+
+1. ``native``: JSON outputs, ``output_config.format`` with the strict schema (models whose
+   settings row says ``native_structured``, schemas strict mode can express);
+2. ``tool``: one tool whose input schema is the answer schema, forced with ``tool_choice``
+   (not for models that refuse forced tool use: Sonnet 5.5, Opus 5.5, Fable 5.1);
+3. ``instructions``: the schema described after the last user text; the Caller extracts,
+   validates and re-asks.
+
+A 400 ``invalid_request_error`` to a structured form moves the model down the chain (the
+status and the error type decide, not the wording). Anthropic renders tools before the
+system prompt, and a JSON-output schema changes the cached prefix too, so a request whose
+messages carry a cache breakpoint (the paper and plan) starts at ``instructions``: its prefix
+is then byte-identical with and without a schema. Temperature is sent only to models whose
+settings row takes it (Claude 4.7 and later refuse it).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,7 +32,16 @@ import anthropic
 import httpx
 
 from papercoder.errors import ConfigError, FormatError, ModelError
-from papercoder.models.base import Completion, Message, Schema, Usage, schema_json, schema_name
+from papercoder.models.base import (
+    Completion,
+    Message,
+    Schema,
+    Usage,
+    schema_json,
+    schema_name,
+    strict_json_schema,
+    strict_ready,
+)
 from papercoder.models.clientpool import ClientPool
 from papercoder.models.failures import (
     Failure,
@@ -27,6 +50,7 @@ from papercoder.models.failures import (
     body_object,
     describe,
     endpoint_from,
+    looks_like_context_overflow,
     one_line,
     status_failure,
     to_error,
@@ -39,7 +63,7 @@ from papercoder.models.retry import (
     with_retries,
 )
 from papercoder.models.settings import settings_for
-from papercoder.models.structured import loads_bounded, parse, validate
+from papercoder.models.structured import instructions, loads_bounded, parse, validate
 
 DEFAULT_MAX_TOKENS_CAP = 16000
 """Default answer cap: room for a large source file, and below the size at which the SDK
@@ -47,6 +71,26 @@ refuses a non-streaming request."""
 MAX_BREAKPOINTS = 4
 """Anthropic accepts at most four cache_control blocks per request."""
 _EPHEMERAL = {"type": "ephemeral"}
+FORMS = ("native", "tool", "instructions")
+_REFUSED: dict[str, set[str]] = {}
+"""endpoint|model -> structured-output forms refused there; shared by all instances."""
+
+
+def refused_forms(endpoint: str | None, model: str) -> set[str]:
+    return _REFUSED.setdefault(f"{endpoint or 'https://api.anthropic.com'}|{model}", set())
+
+
+class _Refused(Exception):
+    """A structured-output form answered with 400 invalid_request_error."""
+
+
+def with_instructions(turns: list[dict[str, Any]], schema: Schema) -> list[dict[str, Any]]:
+    """The turns with the schema described in a text block after the last user content: the
+    cached prefix (system, earlier blocks and their breakpoints) is left as it was."""
+    block = {"type": "text", "text": instructions(schema)}
+    if turns and turns[-1]["role"] == "user":
+        return [*turns[:-1], dict(turns[-1], content=[*turns[-1]["content"], block])]
+    return [*turns, {"role": "user", "content": [block]}]
 
 
 def to_anthropic(messages: Sequence[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -83,8 +127,7 @@ def answer_tool(schema: Schema) -> tuple[dict[str, Any], bool]:
         defs = js.pop("$defs", None)
         js = {"type": "object", "properties": {"answer": js}, "required": ["answer"],
               **({"$defs": defs} if defs else {})}
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", schema_name(schema))[:64] or "answer"
-    tool = {"name": name, "input_schema": js,
+    tool = {"name": schema_name(schema), "input_schema": js,
             "description": "Give your complete answer as this tool's input."}
     return tool, wrapped
 
@@ -165,26 +208,84 @@ class AnthropicModel:
         }
         if system:
             params["system"] = system
-        if temperature is not None:
-            # The SDK no longer has a temperature argument (recent models fix sampling); an
-            # explicit one is still sent for the models and proxies that take it.
-            params["extra_body"] = {"temperature": temperature}
-        wrapped = False
-        if schema is not None:
-            tool, wrapped = answer_tool(schema)
-            params["tools"] = [tool]
-            params["tool_choice"] = {"type": "tool", "name": tool["name"]}
+        if temperature is not None and self.settings.takes_sampling:
+            params["temperature"] = temperature
         start = time.perf_counter()
+        if schema is None:
+            body = await self._send(params, structured=False)
+            return self._completion(body, None, False, time.perf_counter() - start)
+        refused = refused_forms(self.endpoint, self.model)
+        for form in self.forms(schema, messages):
+            if form in refused:
+                continue
+            sent, wrapped = self.request(form, params, schema)
+            try:
+                body = await self._send(sent, structured=form != "instructions")
+            except _Refused:
+                refused.add(form)
+                continue
+            return self._completion(body, schema, wrapped, time.perf_counter() - start)
+        raise ModelError(f"{self.where} refused every structured-output form for "
+                         f"{self.name}; try another model.")
+
+    def forms(self, schema: Schema, messages: Sequence[Message]) -> list[str]:
+        """The structured-output forms to try for this request, best first."""
+        if any(m.get("cache") for m in messages):
+            return ["instructions"]  # keeps the cached prefix byte-identical
+        forms = []
+        if self.settings.native_structured and strict_ready(schema):
+            forms.append("native")
+        if self.settings.forced_tool:
+            forms.append("tool")
+        return [*forms, "instructions"]
+
+    @staticmethod
+    def request(form: str, params: dict[str, Any],
+                schema: Schema) -> tuple[dict[str, Any], bool]:
+        """(the create() arguments for one structured form, whether the answer is wrapped)."""
+        if form == "native":
+            fmt = {"type": "json_schema", "schema": strict_json_schema(schema)}
+            return {**params, "output_config": {"format": fmt}}, False
+        if form == "tool":
+            tool, wrapped = answer_tool(schema)
+            return {**params, "tools": [tool],
+                    "tool_choice": {"type": "tool", "name": tool["name"]}}, wrapped
+        return {**params, "messages": with_instructions(params["messages"], schema)}, False
+
+    async def _send(self, params: dict[str, Any], *, structured: bool) -> str:
+        sdk_params = dict(params)
+        extra: dict[str, Any] = {}
+        for name in ("temperature", "output_config"):
+            # Sent as raw body fields: SDK versions differ in which of these they name.
+            if name in sdk_params:
+                extra[name] = sdk_params.pop(name)
+        if extra:
+            sdk_params["extra_body"] = extra
 
         async def attempt() -> str:
-            async with self._clients.use() as client:
-                raw = await client.messages.with_raw_response.create(**params)
-                return raw.http_response.text
+            try:
+                async with self._clients.use() as client:
+                    raw = await client.messages.with_raw_response.create(**sdk_params)
+                    return raw.http_response.text
+            except anthropic.APIStatusError as e:
+                if structured and self._is_refusal(e):
+                    raise _Refused(self._detail(e)) from None
+                raise
 
-        body = await with_retries(attempt, self._classify, self._fail,
+        return await with_retries(attempt, self._classify, self._fail,
                                   max_retries=self.max_retries, timeout=self.timeout,
                                   max_wait=self.max_wait)
-        return self._completion(body, schema, wrapped, time.perf_counter() - start)
+
+    def _is_refusal(self, e: anthropic.APIStatusError) -> bool:
+        """A structured form refused: HTTP 400 with error type invalid_request_error (and not
+        a prompt over the window, which every form would meet)."""
+        if e.status_code != 400:
+            return False
+        body = e.body if isinstance(e.body, dict) else {}
+        err = body.get("error") if isinstance(body.get("error"), dict) else body
+        kind = err.get("type") if isinstance(err, dict) else None
+        return kind == "invalid_request_error" and \
+            not looks_like_context_overflow(self._detail(e))
 
     def _completion(self, body: str, schema: Schema | None, wrapped: bool,
                     latency: float) -> Completion:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypedDict, runtime_checkable
@@ -134,21 +135,37 @@ def schema_json(schema: Schema) -> dict[str, Any]:
 
 
 def schema_name(schema: Schema) -> str:
-    if isinstance(schema, type):
-        return schema.__name__
-    return str(schema.get("title") or "answer").replace(" ", "_")
+    """The schema's name as OpenAI's json_schema ``name`` and Anthropic's tool ``name`` accept
+    it: ``[a-zA-Z0-9_-]{1,64}`` ("Paper summary (v2)" becomes "Paper_summary_v2")."""
+    raw = schema.__name__ if isinstance(schema, type) else str(schema.get("title") or "answer")
+    name = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_-]", "_", raw)).strip("_")[:64]
+    return name or "answer"
+
+
+STRICT_KEYWORDS = frozenset({
+    "type", "properties", "required", "additionalProperties", "items", "enum", "const",
+    "anyOf", "$ref", "$defs", "definitions", "description", "pattern", "format",
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    "minItems", "maxItems"})
+"""The JSON Schema keywords strict structured output accepts (OpenAI's supported subset;
+Anthropic's JSON outputs take the same closed-object form). Others (minProperties,
+maxProperties, allOf, not, if/then/else, patternProperties, minLength, default, title, ...)
+are dropped from what is sent; the Caller still validates the answer against the full schema."""
 
 
 def strict_json_schema(schema: Schema) -> dict[str, Any]:
-    """A copy of the schema in the strict form OpenAI's ``json_schema`` mode wants: every
-    object closed, every property required, ``$defs`` kept."""
+    """A copy of the schema in strict form: every object closed with
+    ``additionalProperties: false``, every property required, only :data:`STRICT_KEYWORDS`."""
     def fix(node: Any, names: bool = False) -> Any:
         if isinstance(node, dict) and names:  # keys are property/definition names, keep all
             return {k: fix(v) for k, v in node.items()}
         if isinstance(node, dict):
             node = {k: fix(v, k in ("properties", "$defs", "definitions"))
-                    for k, v in node.items() if k not in ("default", "title")}
-            if node.get("type") == "object" and "properties" in node:
+                    for k, v in node.items() if k in STRICT_KEYWORDS}
+            is_object = node.get("type") == "object" or (
+                isinstance(node.get("type"), list) and "object" in node["type"])
+            if is_object or "properties" in node:
+                node.setdefault("properties", {})
                 node["additionalProperties"] = False
                 node["required"] = list(node["properties"])
             return node
@@ -157,6 +174,57 @@ def strict_json_schema(schema: Schema) -> dict[str, Any]:
         return node
 
     return fix(schema_json(schema))
+
+
+def strict_problems(js: Any, path: str = "schema") -> list[str]:
+    """Where a JSON Schema breaks strict mode: an object not closed, a property not
+    required, a keyword outside :data:`STRICT_KEYWORDS`. Empty when it is strict."""
+    out: list[str] = []
+    if isinstance(js, list):
+        for i, v in enumerate(js):
+            out += strict_problems(v, f"{path}[{i}]")
+        return out
+    if not isinstance(js, dict):
+        return out
+    for k, v in js.items():
+        if k not in STRICT_KEYWORDS:
+            out.append(f"{path}: keyword {k!r} is not supported")
+        elif k in ("properties", "$defs", "definitions") and isinstance(v, dict):
+            for name, sub in v.items():
+                out += strict_problems(sub, f"{path}.{k}.{name}")
+        elif k in ("items", "anyOf", "additionalProperties") and isinstance(v, (dict, list)):
+            out += strict_problems(v, f"{path}.{k}")
+    t = js.get("type")
+    if t == "object" or (isinstance(t, list) and "object" in t) or "properties" in js:
+        if js.get("additionalProperties") is not False:
+            out.append(f"{path}: object without additionalProperties: false")
+        props = js.get("properties")
+        if not isinstance(props, dict) or not props:
+            out.append(f"{path}: object without properties")
+        elif sorted(js.get("required") or []) != sorted(props):
+            out.append(f"{path}: not every property is required")
+    return out
+
+
+def strict_ready(schema: Schema) -> bool:
+    """Whether the schema keeps its meaning in strict form: no open maps (objects whose
+    keys are free, e.g. ``dict[str, X]`` or a settings object), which strict mode cannot
+    express. A schema that is not ready is sent by the instructions forms instead."""
+    def open_maps(node: Any) -> bool:
+        if isinstance(node, list):
+            return any(open_maps(v) for v in node)
+        if not isinstance(node, dict):
+            return False
+        t = node.get("type")
+        if (t == "object" or (isinstance(t, list) and "object" in t)) and \
+                not node.get("properties"):
+            return True
+        if node.get("additionalProperties") not in (None, False) or "patternProperties" in node:
+            return True
+        return any(open_maps(v) for k, v in node.items()
+                   if k not in ("enum", "const", "description"))
+
+    return not open_maps(schema_json(schema))
 
 
 def schema_fingerprint(schema: Schema | None) -> str | None:

@@ -3,10 +3,19 @@
 Structured output tries, in order, the forms an endpoint may support and remembers refusals
 per endpoint and model, so a refused form is never sent there again:
 
-1. ``response_format: json_schema`` with the strict schema (OpenAI, vLLM, recent servers);
-2. ``response_format: json_object`` carrying the schema (the llama.cpp server form);
-3. a plain call with the schema described in the system prompt; the text is returned and the
+1. ``response_format: json_schema`` with the strict schema (OpenAI, vLLM, recent servers),
+   for models whose settings row allows it and schemas strict mode can express;
+2. ``response_format: json_object`` (carrying the schema for self-hosted servers: the llama.cpp
+   server form) with the schema described after the messages;
+3. a plain call with the schema described after the messages; the text is returned and the
    :class:`~papercoder.llm.Caller` extracts, validates and re-asks.
+
+OpenAI caches the ``json_schema`` schema ahead of the messages, so a request whose messages
+carry a cached prefix (a ``cache`` mark: the paper and plan) skips form 1 on OpenAI's own API:
+the prefix then stays byte-identical across the plan, the structured planning calls, the
+analyses and coding. The schema text always goes after the last message's text, never into
+the first message. Temperature, reasoning effort and system messages are sent only to models
+whose settings row takes them.
 
 Retries (429, 5xx, timeouts, dropped connections, with backoff and ``Retry-After``) are the
 SDK's own; what still fails becomes a one-sentence :class:`~papercoder.errors.ModelError`.
@@ -32,6 +41,7 @@ from papercoder.models.base import (
     schema_json,
     schema_name,
     strict_json_schema,
+    strict_ready,
 )
 from papercoder.models.clientpool import ClientPool
 from papercoder.models.failures import (
@@ -94,11 +104,23 @@ class _Refused(Exception):
 
 
 def _with_instructions(messages: list[dict[str, Any]], schema: Schema) -> list[dict[str, Any]]:
+    """The messages with the schema described after the last user text: the prefix (the
+    first messages, which a provider caches) is left exactly as it was."""
     extra = instructions(schema)
-    if messages and messages[0]["role"] == "system":
-        first = dict(messages[0], content=f"{messages[0]['content']}\n\n{extra}")
-        return [first, *messages[1:]]
-    return [{"role": "system", "content": extra}, *messages]
+    if messages and messages[-1]["role"] == "user":
+        last = messages[-1]
+        content = last["content"]
+        if isinstance(content, list):
+            content = [*content, {"type": "text", "text": extra}]
+        else:
+            content = f"{content}\n\n{extra}"
+        return [*messages[:-1], dict(last, content=content)]
+    return [*messages, {"role": "user", "content": extra}]
+
+
+def _no_system(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For models that refuse system messages (o1-mini): the same text as user messages."""
+    return [dict(m, role="user") if m["role"] == "system" else m for m in messages]
 
 
 class OpenAIModel:
@@ -135,19 +157,36 @@ class OpenAIModel:
         self.where = (f"The server at {self.endpoint}" if self.endpoint else "The OpenAI API")
 
     # -- plumbing -------------------------------------------------------------------------
-    def _params(self, temperature: float | None, max_tokens: int | None) -> dict[str, Any]:
+    def _params(self, temperature: float | None, max_tokens: int | None,
+                prompt_tokens: int = 0) -> dict[str, Any]:
+        """Only the parameters this model takes (its settings row): reasoning models get
+        ``max_completion_tokens`` that leaves room for the prompt in the window, and a
+        reasoning effort where the row names one; temperature only where sampling is taken."""
         s = self.settings
+        params: dict[str, Any] = {}
         if s.reasoning:
-            params: dict[str, Any] = {"max_completion_tokens": max_tokens or s.max_output}
+            params["max_completion_tokens"] = min(max_tokens or s.max_output,
+                                                  s.completion_room(prompt_tokens))
             if s.reasoning_effort:
                 params["reasoning_effort"] = s.reasoning_effort
-            return params
-        params = {}
-        if temperature is not None:
-            params["temperature"] = temperature
-        if max_tokens is not None:
+        elif max_tokens is not None:
             params["max_tokens"] = max_tokens
+        if temperature is not None and s.takes_sampling:
+            params["temperature"] = temperature
         return params
+
+    @property
+    def official(self) -> bool:
+        """OpenAI's own API (not a self-hosted or compatible server)."""
+        return not self.endpoint or "api.openai.com" in str(self.endpoint)
+
+    def forms(self, schema: Schema, messages: Sequence[Message]) -> list[str]:
+        """The structured-output forms to try for this request, best first."""
+        forms = list(FORMS)
+        if not self.settings.strict_schema or not strict_ready(schema) or (
+                self.official and any(m.get("cache") for m in messages)):
+            forms.remove("json_schema")
+        return forms
 
     @staticmethod
     def _detail(e: openai.APIStatusError) -> str:
@@ -169,6 +208,8 @@ class OpenAIModel:
             (self.endpoint, self.model, form) not in _CONFIRMED
 
     def _is_refusal(self, e: openai.APIStatusError) -> bool:
+        if e.status_code == 400 and str(e.param or "").startswith("response_format"):
+            return True  # OpenAI names the refused parameter: no guess at wording
         text = f"{e.param or ''} {e.code or ''} {self._detail(e)}".lower()
         if e.status_code == 500:
             # llama-cpp-python's server answers an unknown response_format type with a 500
@@ -226,8 +267,10 @@ class OpenAIModel:
         meta: Mapping[str, str] | None = None,
     ) -> Completion:
         plain = [to_openai(m) for m in messages]
+        if not self.settings.system_role:
+            plain = _no_system(plain)
         text_only = [{"role": m["role"], "content": m["content"]} for m in messages]
-        params = self._params(temperature, max_tokens)
+        params = self._params(temperature, max_tokens, estimate_messages(text_only))
         start = time.perf_counter()
         resp: str | None = None
         if schema is None:
@@ -235,7 +278,7 @@ class OpenAIModel:
         else:
             refused = refused_forms(self.endpoint, self.model)
             refused_here = refused_forms(self.endpoint, self.model, schema)
-            for form in FORMS:
+            for form in self.forms(schema, messages):
                 if form in refused or form in refused_here:
                     continue
                 try:
@@ -248,20 +291,23 @@ class OpenAIModel:
                     # "Invalid schema ..." is about this schema, not the form in general.
                     scope = refused_here if "invalid schema" in str(e).lower() else refused
                     scope.add(form)
-        assert resp is not None
+        if resp is None:  # every form refused (the last is a plain call, so not reached)
+            raise ModelError(f"{self.where} refused every structured-output form for "
+                             f"{self.name}; try another model.")
         return self._completion(resp, text_only, schema, time.perf_counter() - start)
 
-    @staticmethod
-    def _form(form: str, messages: list[dict[str, Any]], params: dict[str, Any],
+    def _form(self, form: str, messages: list[dict[str, Any]], params: dict[str, Any],
               schema: Schema) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         if form == "json_schema":
-            fmt = {"type": "json_schema", "json_schema": {
-                "name": schema_name(schema)[:64], "schema": strict_json_schema(schema),
+            fmt: dict[str, Any] = {"type": "json_schema", "json_schema": {
+                "name": schema_name(schema), "schema": strict_json_schema(schema),
                 "strict": True}}
             return messages, {**params, "response_format": fmt}
         with_text = _with_instructions(messages, schema)
         if form == "json_object":
-            fmt = {"type": "json_object", "schema": schema_json(schema)}
+            fmt = {"type": "json_object"}
+            if not self.official:  # llama.cpp's server constrains output to this schema
+                fmt["schema"] = schema_json(schema)
             return with_text, {**params, "response_format": fmt}
         return with_text, params
 
@@ -311,17 +357,20 @@ class OpenAIModel:
         if not isinstance(u, dict):
             raise bad(f"usage is {describe(u)}, not an object")
         details = u.get("prompt_tokens_details")
+        details = details if isinstance(details, dict) else {}
         counts = {"prompt_tokens": u.get("prompt_tokens"),
                   "completion_tokens": u.get("completion_tokens"),
-                  "cached_tokens": details.get("cached_tokens")
-                  if isinstance(details, dict) else None}
+                  "cached_tokens": details.get("cached_tokens"),
+                  "cache_write_tokens": details.get("cache_write_tokens")}
         for name, v in counts.items():
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 raise bad(f"usage {name} is {v!r:.40}, not a count")
         if counts["prompt_tokens"] is None:
             return Usage(prompt_tokens=estimate_messages(sent),
                          completion_tokens=counts["completion_tokens"] or estimate_tokens(text))
+        cached = min(counts["cached_tokens"] or 0, counts["prompt_tokens"])
         return Usage(prompt_tokens=counts["prompt_tokens"],
-                     cached_prompt_tokens=min(counts["cached_tokens"] or 0,
-                                              counts["prompt_tokens"]),
-                     completion_tokens=counts["completion_tokens"] or 0)
+                     cached_prompt_tokens=cached,
+                     completion_tokens=counts["completion_tokens"] or 0,
+                     cache_write_tokens=min(counts["cache_write_tokens"] or 0,
+                                            counts["prompt_tokens"] - cached))
