@@ -142,7 +142,7 @@ class Caller:
         self.max_cost = max_cost
         self.settings = settings_for(model.name)
         self.context_window = context_window or getattr(model, "context_window", None) or \
-            self.settings.context_window
+            self.settings.window  # the input limit (plus an answer) where it is smaller
         self.totals = Totals()
         self.by_stage: dict[str, Totals] = {}
         self.on_update = on_update

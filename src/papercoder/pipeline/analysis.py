@@ -78,8 +78,11 @@ async def warm_cache(p: Pipeline) -> None:
     prefix; the analyses, all sent together after it, read it instead of each writing it.
     It costs a time to first token, not a whole answer."""
     try:
+        # A reasoning model may spend a small budget on reasoning and stop on length: the
+        # prompt is cached all the same, so a cut answer is kept, not counted as a failure.
         await p.call(p.plan_prefix() + [{"role": "user", "content": WARM}], stage="analysis",
-                     file="(prompt cache)", max_tokens=1, repairs=0, continuations=0)
+                     file="(prompt cache)", max_tokens=16 if p.caller.settings.reasoning else 1,
+                     repairs=0, continuations=0, accept_cut=True)
     except PapercoderError as e:  # only an optimisation: the analyses still run
         log.info("prompt-cache warm-up failed: %s", e)
 
