@@ -38,7 +38,7 @@ from papercoder.models.settings import cost_of, settings_for
 from papercoder.pipeline.planning import SETTINGS_SCHEMA
 from papercoder.pipeline.schemas import Architecture, LogicDesign, logic_for
 from papercoder.store import Store
-from tests.fakes import FakeAnthropicServer, FakeOpenAIServer, Reply
+from tests.fakes import FakeAnthropicServer, FakeOpenAIServer
 from tests.fakes.contracts import strict_violation
 
 OPENAI_PARAMS = TypeAdapter(CompletionCreateParamsNonStreaming)

@@ -122,15 +122,17 @@ def price_for(model_id: str) -> Price | None:
 
 def _price(entry: dict[str, Any]) -> Price:
     long = entry.get("long_context")
-    tier = _price({k: v for k, v in long.items() if k != "above"}) \
-        if isinstance(long, dict) else None
+    tier, above = None, None
+    if isinstance(long, dict) and long.get("above"):
+        tier = _price({k: v for k, v in long.items() if k != "above"})
+        above = int(long["above"])
     return Price(
         input=float(entry.get("input", 0)),
         output=float(entry.get("output", 0)),
         cached_input=entry.get("cached_input"),
         cache_write=entry.get("cache_write"),
         long_context=tier,
-        long_above=int(long["above"]) if tier is not None and long.get("above") else None,
+        long_above=above,
     )
 
 
