@@ -6,22 +6,34 @@ through planning, analysis and coding twice:
   (a) as published: every earlier file in full, one plain user turn per call, no breakpoints;
   (b) papercoder's defaults: scoped context, a stable prefix, cache breakpoints.
 
-Provider caches are simulated from the requests actually built:
+Provider caches are simulated from the requests the backends actually build (the
+structured-output form each backend picks for each call, laid out as the provider caches it):
   - OpenAI caches automatically: the longest prefix shared with an earlier request, from 1,024
-    tokens, in steps of 128 tokens, is billed at the cached rate.
-  - Anthropic caches only at explicit breakpoints: a breakpoint prefix written before is read
+    tokens, in steps of 128 tokens, is billed at the cached rate; a ``json_schema`` schema
+    comes first in that prefix (OpenAI's prompt-caching guide).
+  - Anthropic caches only at explicit breakpoints, over tools, then system, then messages (a
+    JSON-output schema is part of the prefix too): a breakpoint prefix written before is read
     at 0.1x; a new one is written at 1.25x; below 1,024 tokens nothing is cached.
+
+Variant b is shown twice: "b, schema first" lays structured calls out as papercoder did before
+issue 20 (OpenAI json_schema on every structured call, Anthropic a forced tool ahead of the
+system prompt); "b (papercoder)" as the backends build them now. Per call kind it prints the
+share of calls after the first that read the paper prefix from the provider cache.
 
 Usage: python bench/context_cost.py [RECORDING_DIR]
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from papercoder.models.anthropic_api import AnthropicModel, answer_tool, to_anthropic
+from papercoder.models.openai_api import OpenAIModel, to_openai
 from papercoder.models.scripted import ScriptedModel
 from papercoder.models.settings import price_for
 from papercoder.pipeline import RunOptions, run_pipeline
@@ -48,6 +60,57 @@ def serialize(messages: list[dict[str, Any]]) -> tuple[str, list[int]]:
     return text, marks
 
 
+def openai_request(h: dict[str, Any], model: OpenAIModel, before: bool) -> tuple[str, int]:
+    """(the request as OpenAI's cache sees it, the offset where the paper prefix ends)."""
+    msgs = [to_openai(m) for m in h["messages"]]
+    head = ""
+    schema = h.get("schema_json")
+    if schema is not None:
+        form = "json_schema" if before else model.forms(schema, h["messages"])[0]
+        msgs, params = model._form(form, msgs, {}, schema)
+        fmt = params.get("response_format") or {}
+        if fmt.get("type") == "json_schema":
+            head = json.dumps(fmt, sort_keys=True) + "\n"
+    text = head
+    paper_end = 0
+    for m, orig in zip(msgs, h["messages"], strict=False):
+        text += f"<|{m['role']}|>\n{m['content']}\n"
+        if orig.get("cache") and not paper_end:
+            paper_end = len(text)
+    for m in msgs[len(h["messages"]):]:
+        text += f"<|{m['role']}|>\n{m['content']}\n"
+    return text, paper_end
+
+
+def anthropic_request(h: dict[str, Any], model: AnthropicModel,
+                      before: bool) -> tuple[str, list[int], int]:
+    """(the request as Anthropic's cache sees it: format, tools, system, messages; the offset
+    after each breakpoint; the offset where the paper prefix ends)."""
+    system, turns = to_anthropic(h["messages"])
+    params: dict[str, Any] = {"messages": turns, "system": system}
+    schema = h.get("schema_json")
+    if schema is not None:
+        if before:
+            params["tools"] = [answer_tool(schema)[0]]
+        else:
+            params, _ = model.request(model.forms(schema, h["messages"])[0], params, schema)
+    blocks: list[dict[str, Any]] = []
+    fmt = (params.get("output_config") or {}).get("format")
+    if fmt:
+        blocks.append({"text": json.dumps(fmt, sort_keys=True)})
+    blocks += [{"text": json.dumps(t, sort_keys=True)} for t in params.get("tools") or []]
+    blocks += params["system"]
+    for t in params["messages"]:
+        blocks += [dict(b, text=f"<|{t['role']}|>" + str(b.get("text", b.get("source", ""))))
+                   for b in t["content"]]
+    text, marks = "", []
+    for b in blocks:
+        text += str(b.get("text", "")) + "\n"
+        if b.get("cache_control"):
+            marks.append(len(text))
+    return text, marks, (marks[0] if marks else 0)
+
+
 def common_prefix(a: str, b: str) -> int:
     n = min(len(a), len(b))
     lo, hi = 0, n
@@ -60,38 +123,49 @@ def common_prefix(a: str, b: str) -> int:
     return lo
 
 
-def simulate(history: list[dict[str, Any]], layout: str) -> dict[str, Any]:
+def simulate(history: list[dict[str, Any]], layout: str, before: bool = False) -> dict[str, Any]:
+    os.environ.setdefault("OPENAI_API_KEY", "bench-offline")
+    os.environ.setdefault("ANTHROPIC_API_KEY", "bench-offline")
+    oa_model, an_model = OpenAIModel(OPENAI.split("/", 1)[1]), \
+        AnthropicModel(ANTHROPIC.split("/", 1)[1])
     seen: list[str] = []
     written: set[str] = set()
     rows = []
     for h in history:
-        msgs = h["messages"] if layout == "stable" else plain_layout(h["messages"])
-        text, marks = serialize(msgs)
+        if layout != "stable":  # as published: plain text prompts, no structured output
+            h = {**h, "messages": plain_layout(h["messages"]), "schema_json": None}
+        text, paper_end = openai_request(h, oa_model, before)
         total = estimate_tokens(text)
         # OpenAI: automatic prefix cache
         lcp = max((common_prefix(text, s) for s in seen), default=0)
         lcp_tok = estimate_tokens(text[:lcp])
         oa_cached = (lcp_tok // 128) * 128 if lcp_tok >= MIN_CACHE else 0
+        oa_paper = bool(paper_end) and lcp >= paper_end and oa_cached > 0
         seen.append(text)
         # Anthropic: explicit breakpoints only
+        atext, marks, a_paper_end = anthropic_request(h, an_model, before)
         read = write = 0
         hit = 0
         for mark in reversed(marks):
-            if text[:mark] in written:
+            if atext[:mark] in written:
                 hit = mark
                 break
-        read = estimate_tokens(text[:hit]) if hit else 0
+        read = estimate_tokens(atext[:hit]) if hit else 0
         if marks and marks[-1] > hit:
-            last = estimate_tokens(text[:marks[-1]])
+            last = estimate_tokens(atext[:marks[-1]])
             if last >= MIN_CACHE:
                 write = last - read
                 for mark in marks:
-                    written.add(text[:mark])
+                    written.add(atext[:mark])
         if read < MIN_CACHE:
             read = 0
+        an_paper = bool(a_paper_end) and hit >= a_paper_end and read > 0
         rows.append({"stage": STAGE_OF.get(h["meta"]["stage"], h["meta"]["stage"]),
+                     "kind": ("warm-up" if h["meta"].get("file") == "(prompt cache)"
+                              else h["meta"]["stage"]),
                      "prompt": total, "oa_cached": min(oa_cached, total), "an_read": read,
-                     "an_write": write})
+                     "an_write": write, "oa_paper": oa_paper, "an_paper": an_paper,
+                     "has_prefix": bool(paper_end)})
     return {"rows": rows}
 
 
@@ -127,15 +201,28 @@ def main() -> int:
     if not rec.is_dir() or not PAPER.is_file():
         print(f"skipped: {rec} or {PAPER} is absent")
         return 0
-    variants = {"a (published)": ("full", "plain"), "b (papercoder)": ("scoped", "stable")}
+    variants = {"a (published)": ("full", "plain", False),
+                "b, schema first": ("scoped", "stable", True),
+                "b (papercoder)": ("scoped", "stable", False)}
     results = {}
-    for name, (context, layout) in variants.items():
-        history, out_tokens = run_variant(rec, context, layout)
-        sim = simulate(history, layout)
+    shares: dict[str, dict[str, tuple[int, int, int]]] = {}
+    runs: dict[tuple[str, str], tuple[list[dict[str, Any]], int]] = {}
+    for name, (context, layout, before) in variants.items():
+        if (context, layout) not in runs:
+            runs[(context, layout)] = run_variant(rec, context, layout)
+        history, out_tokens = runs[(context, layout)]
+        sim = simulate(history, layout, before)
         per_stage: dict[str, int] = {}
         for r in sim["rows"]:
             per_stage[r["stage"]] = per_stage.get(r["stage"], 0) + r["prompt"]
         results[name] = (per_stage, dollars(sim, out_tokens), out_tokens)
+        kinds: dict[str, tuple[int, int, int]] = {}
+        for i, r in enumerate(sim["rows"]):
+            if i == 0 or not r["has_prefix"]:
+                continue
+            n, o, a = kinds.get(r["kind"], (0, 0, 0))
+            kinds[r["kind"]] = (n + 1, o + r["oa_paper"], a + r["an_paper"])
+        shares[name] = kinds
 
     print(f"Recording: {rec.name}; prices: {OPENAI} and {ANTHROPIC} (token counts estimated "
           "offline)\n")
@@ -157,13 +244,26 @@ def main() -> int:
                                         for r in results.values()))
     print(f"{'output tokens (same answers)':<34}" + "".join(
         f"{r[2]:>18,}" for r in results.values()))
-    a, b = (r[1] for r in results.values())
+    print("\nCalls after the first that read the paper prefix from the provider cache "
+          "(OpenAI / Anthropic):")
+    kinds = sorted({k for v in shares.values() for k in v})
+    print(f"{'call kind':<34}" + "".join(f"{n:>18}" for n in results if n != "a (published)"))
+    for k in kinds:
+        cells = []
+        for name in results:
+            if name == "a (published)":
+                continue
+            n, o, a_ = shares[name].get(k, (0, 0, 0))
+            cells.append(f"{o}/{n} / {a_}/{n}" if n else "-")
+        print(f"{k:<34}" + "".join(f"{c:>18}" for c in cells))
+    a, before_b, b = (r[1] for r in results.values())
     print()
     for label, key in (("prompt tokens", "prompt"), ("OpenAI $ input", "oa_in"),
                        ("OpenAI $ input+output", "oa_total"),
                        ("Anthropic $ input", "an_in"), ("Anthropic $ input+output",
                                                         "an_total")):
-        print(f"ratio b/a, {label:<26} {b[key] / a[key]:.3f}")
+        print(f"ratio b/a, {label:<26} schema first {before_b[key] / a[key]:.3f}   "
+              f"now {b[key] / a[key]:.3f}")
     return 0
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from papercoder.errors import ConfigError, ModelOutputError
-from papercoder.models.base import Completion, Message, Schema, Usage, loggable
+from papercoder.models.base import Completion, Message, Schema, Usage, loggable, schema_json
 from papercoder.tokens import estimate_messages, estimate_tokens
 
 # Recording file names per planning step, in the published method's order.
@@ -154,6 +154,7 @@ class ScriptedModel:
         meta = dict(meta or {})
         self.history.append(
             {"messages": loggable(messages), "schema": schema is not None,
+             "schema_json": schema_json(schema) if schema is not None else None,
              "temperature": temperature, "max_tokens": max_tokens, "meta": meta}
         )
         start = time.perf_counter()
