@@ -375,3 +375,54 @@ def test_anthropic_cached_prefix_is_read_by_every_later_call(ant: FakeAnthropicS
     prefixes = {json.dumps([b.get("system"), b["messages"][:2], b.get("tools")],
                            sort_keys=True) for b in bodies}
     assert len(prefixes) == 1
+
+
+# -- whole runs through the fallbacks -------------------------------------------------------
+@pytest.mark.parametrize("model", ["claude-sonnet-5-5", "claude-opus-5-5", "claude-haiku-5-5",
+                                   "claude-opus-5-5-preview"])
+def test_a_run_completes_on_current_claude_models(tmp_path: Path, model: str) -> None:
+    """Planning (architecture, logic, config fallback), analysis and coding on models that
+    refuse forced tool use and temperature (and on "-preview", which has no row: defaults).
+    Every planning call carries the paper prefix, so its schema is asked for after that
+    prefix (no tools, no output format): nothing is refused, and every call reads the cache.
+    The forced-tool refusal path is shown at the Caller level above."""
+    from papercoder.models import get_model
+    from papercoder.pipeline import RunOptions, run_pipeline
+    from tests import pipeline_helpers as ph
+
+    paper = tmp_path / "paper.md"
+    paper.write_text(ph.TINY_PAPER)
+    with FakeAnthropicServer(ph.respond) as srv:
+        m = run_pipeline(RunOptions(paper=str(paper), out=tmp_path / "out", quiet=True),
+                         model=get_model(f"anthropic/{model}", base_url=srv.root),
+                         store=Store(tmp_path / "s.db"))
+        bodies = srv.message_requests()
+        refused = [r for r in srv.requests if r.method == "POST" and r.status == 400]
+    assert m.status == "done", m.error
+    assert all((tmp_path / "out" / "repo" / f).read_text() == ph.CODE[f] for f in ph.FILES)
+    for b in bodies:
+        valid_anthropic(b)
+    assert refused == [] and not any("tool_choice" in b or "temperature" in b for b in bodies)
+    assert m.stages["analysis"]["cached_prompt_tokens"] > 0
+    assert m.stages["coding"]["cached_prompt_tokens"] > 0
+
+
+@pytest.mark.parametrize("model", ["o1-mini", "gpt-5-chat-latest", "gpt-5.4-mini"])
+def test_a_run_completes_on_openai_models_with_their_own_rules(tmp_path: Path,
+                                                               model: str) -> None:
+    from papercoder.models import get_model
+    from papercoder.pipeline import RunOptions, run_pipeline
+    from tests import pipeline_helpers as ph
+
+    paper = tmp_path / "paper.md"
+    paper.write_text(ph.TINY_PAPER)
+    with FakeOpenAIServer(ph.respond) as srv:
+        m = run_pipeline(RunOptions(paper=str(paper), out=tmp_path / "out", quiet=True),
+                         model=get_model(f"openai/{model}", base_url=srv.url),
+                         store=Store(tmp_path / "s.db"))
+        bodies = srv.chat_requests()
+    assert m.status == "done", m.error
+    for b in bodies:
+        OPENAI_PARAMS.validate_python(dict(b))
+        assert "temperature" not in b or not settings_for(f"openai/{model}").reasoning
+        assert model != "o1-mini" or all(x["role"] != "system" for x in b["messages"])
