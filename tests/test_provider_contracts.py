@@ -426,3 +426,24 @@ def test_a_run_completes_on_openai_models_with_their_own_rules(tmp_path: Path,
         OPENAI_PARAMS.validate_python(dict(b))
         assert "temperature" not in b or not settings_for(f"openai/{model}").reasoning
         assert model != "o1-mini" or all(x["role"] != "system" for x in b["messages"])
+
+
+def test_max_cost_projects_the_long_context_tier(tmp_path: Path, oai: FakeOpenAIServer) -> None:
+    """A prompt over 272K tokens on gpt-5.4 is billed at the higher tier; --max-cost stops
+    before such a call when the tier, not the base price, would pass the budget."""
+    from papercoder.errors import BudgetExceeded
+    from papercoder.models.settings import price_for
+    from papercoder.tokens import estimate_messages
+
+    msgs: list[Message] = [{"role": "user", "content": "token " * 300_000}]
+    est = estimate_messages(msgs)
+    assert est > 272_000
+    p = price_for("openai/gpt-5.4")
+    assert p is not None
+    flat = (est * p.input + 4096 * p.output) / 1e6
+    budget = flat * 1.2  # enough at the base price, not at the >272K price
+    caller = Caller(OpenAIModel("gpt-5.4", base_url=oai.url), Store(tmp_path / "s.db"), None,
+                    max_cost=budget)
+    with pytest.raises(BudgetExceeded):
+        run(caller.call(msgs, stage="coding", max_tokens=4096))
+    assert oai.chat_requests() == []

@@ -185,7 +185,10 @@ class Caller:
             return
         est_in = _estimate(messages)
         est_out = max_tokens or DEFAULT_EXPECTED_OUTPUT
-        projected = self.spent + (est_in * price.input + est_out * price.output) / 1e6
+        # Priced as the provider will bill it: a prompt over a long-context threshold at the
+        # higher tier for the whole call (OpenAI gpt-5.4 and later above 272K).
+        projected = self.spent + price.cost(Usage(prompt_tokens=est_in,
+                                                  completion_tokens=est_out))
         if projected > self.max_cost:
             raise BudgetExceeded(
                 f"Stopped before the next call: it would bring the cost to about "
