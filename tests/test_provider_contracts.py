@@ -38,7 +38,7 @@ from papercoder.models.settings import cost_of, settings_for
 from papercoder.pipeline.planning import SETTINGS_SCHEMA
 from papercoder.pipeline.schemas import Architecture, LogicDesign, logic_for
 from papercoder.store import Store
-from tests.fakes import FakeAnthropicServer, FakeOpenAIServer
+from tests.fakes import FakeAnthropicServer, FakeOpenAIServer, Reply
 from tests.fakes.contracts import strict_violation
 
 OPENAI_PARAMS = TypeAdapter(CompletionCreateParamsNonStreaming)
@@ -447,3 +447,29 @@ def test_max_cost_projects_the_long_context_tier(tmp_path: Path, oai: FakeOpenAI
     with pytest.raises(BudgetExceeded):
         run(caller.call(msgs, stage="coding", max_tokens=4096))
     assert oai.chat_requests() == []
+
+
+def test_the_warm_up_does_not_fail_on_a_reasoning_model(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """A reasoning model spends the warm-up's small budget reasoning and stops on length with
+    no text: the prompt is cached all the same, so the warm-up is not a failure."""
+    from papercoder.models import get_model
+    from papercoder.pipeline import RunOptions, run_pipeline
+    from papercoder.pipeline.analysis import WARM
+    from tests import pipeline_helpers as ph
+
+    def respond(body: Any) -> Any:
+        if body["messages"][-1]["content"] == WARM:
+            return Reply(text="", finish_reason="length")
+        return ph.respond(body)
+
+    paper = tmp_path / "paper.md"
+    paper.write_text(ph.TINY_PAPER)
+    with caplog.at_level(logging.INFO, logger="papercoder"), FakeOpenAIServer(respond) as srv:
+        m = run_pipeline(RunOptions(paper=str(paper), out=tmp_path / "out", quiet=True),
+                         model=get_model("openai/gpt-5.4-mini", base_url=srv.url),
+                         store=Store(tmp_path / "s.db"))
+        warm = [b for b in srv.chat_requests() if b["messages"][-1]["content"] == WARM]
+    assert m.status == "done", m.error
+    assert len(warm) == 1 and warm[0]["max_completion_tokens"] > 1
+    assert not any("warm-up failed" in r.getMessage() for r in caplog.records)
