@@ -146,6 +146,8 @@ def test_sibling_rows_are_not_handed_out() -> None:
     mini = settings_for("openai/o1-mini")
     assert mini.reasoning_effort is None and not mini.system_role
     assert settings_for("openai/gpt-5").input_limit == 272_000
+    assert settings_for("openai/gpt-5").window == 272_000 + 4096  # what a prompt may fill
+    assert settings_for("openai/o3-pro").reasoning and settings_for("openai/o3-2025-04-16").known
     assert cost_of("anthropic/claude-opus-5-5", Usage(prompt_tokens=1_000_000)) == \
         pytest.approx(4.0)
     # A name that only shares a prefix with a row is unknown, not the row's sibling.
