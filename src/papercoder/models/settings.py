@@ -201,7 +201,9 @@ def settings_for(model_id: str) -> ModelSettings:
     known = {k: entry[k] for k in ModelSettings.__dataclass_fields__ if k in entry}
     known["known"] = row is not None
     s = ModelSettings(**known)
-    if row is None and model_id not in _SAID:
+    if row is None and model_id not in _SAID and \
+            split_model_id(model_id)[0] not in ("local", "scripted"):
+        # (A local GGUF model's window comes from its own metadata, not this table.)
         _SAID.add(model_id)
         log.warning("%s has no row in the model table; using the defaults: a %s-token window, "
                     "%s-token answers, %s (add it under model_settings: in your config).",
