@@ -30,7 +30,7 @@ from papercoder.verify.env import EnvManager
 from papercoder.verify.metric import executability
 from papercoder.verify.sandbox import Limits, Sandbox
 from papercoder.verify.smoke import SEEDS, Failure, SmokeResult, run_smoke, smoke_commands
-from papercoder.verify.static import read_repo, run_static
+from papercoder.verify.static import certain_findings, read_repo, run_static
 
 __all__ = ["Limits", "VerifyOptions", "verify_output"]
 
@@ -72,6 +72,20 @@ def _sayer(quiet: bool) -> Callable[[str], None]:
         if not quiet:
             err_console.print(Text(plain(text)), soft_wrap=True)
     return say
+
+
+def where(f: dict[str, Any]) -> str:
+    return f"{f.get('file')}{':' + str(f['line']) if f.get('line') else ''}"
+
+
+def say_findings(say: Callable[[str], None], findings: list[dict[str, Any]],
+                 notes: list[dict[str, Any]]) -> None:
+    """Certain findings (what a repair acts on), then the notes (reported, never acted on)."""
+    say(f"Static checks: {len(findings)} finding(s), {len(notes)} note(s).")
+    for f in findings[:20]:
+        say(f"  {where(f)} [{f.get('check', f.get('kind'))}] {f.get('message')}")
+    for f in notes[:20]:
+        say(f"  note: {where(f)} [{f.get('check', f.get('kind'))}] {f.get('message')}")
 
 
 def _snapshot(repo: Path, dest: Path) -> None:
@@ -122,13 +136,12 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
 
     # -- static checks and their repair ----------------------------------------------------
     commands = smoke_commands(logic_json, code)
-    findings = run_static(code, [c.command for c in commands])
-    static: dict[str, Any] = {"findings": findings, "remaining": findings}
+    all_findings = run_static(code, [c.command for c in commands])
+    findings = certain_findings(all_findings)  # only these drive an edit
+    notes = [f for f in all_findings if f not in findings]
+    static: dict[str, Any] = {"findings": findings, "remaining": findings, "notes": notes}
     tried = previous.get("static", {}).get("remaining")
-    say(f"Static checks: {len(findings)} finding(s).")
-    for f in findings[:20]:
-        say(f"  {f['file']}{':' + str(f['line']) if f['line'] else ''} [{f['kind']}] "
-            f"{f['message']}")
+    say_findings(say, findings, notes)
     if findings and caller is not None and options.static_repair and findings != tried:
         msgs = build_messages(mode="static", code=code, commands=commands,
                               logic_json=logic_json, findings=findings,
@@ -146,7 +159,8 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
             ws.write_artifact("debug/static.md", rep.answer)
             ws.write_artifact("debug/static.diff", diff)
             commands = smoke_commands(logic_json, code)
-            static["remaining"] = run_static(code, [c.command for c in commands])
+            static["remaining"] = certain_findings(run_static(code, [c.command for c in
+                                                                  commands]))
             static["repair"] = {"applied": True, "diff": "artifacts/debug/static.diff",
                                 "md": "artifacts/debug/static.md"}
             say(f"Static repair applied; {len(static['remaining'])} finding(s) remain.")
@@ -217,8 +231,8 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
             break
         n = len(rounds) + 1
         msgs = build_messages(mode="smoke", code=code, commands=commands, logic_json=logic_json,
-                              failure=failure, open_findings=run_static(
-                                  code, [c.command for c in commands]),
+                              failure=failure, open_findings=certain_findings(run_static(
+                                  code, [c.command for c in commands])),
                               prompts_dir=options.prompts_dir)
         ws.write_artifact(f"debug/{n:02d}.log", f"$ {failure.command}\n{failure.output}\n")
         record: dict[str, Any] = {"n": n, "error": failure.output[-1000:], "signature": sig,
