@@ -252,17 +252,24 @@ def _loaded_configs(code: Mapping[str, str], trees: Mapping[str, ast.Module]) ->
     ``cfg = OmegaConf.load("configs/x.yaml")``."""
     out: list[_Loaded] = []
     for f, tree in trees.items():
-        opened: dict[str, str] = {}  # file handle name -> path
+        handles: dict[int, str] = {}  # id(loader call) -> path of the handle it reads
         for node in ast.walk(tree):
-            if isinstance(node, (ast.With, ast.AsyncWith)):
-                for item in node.items:
-                    c = item.context_expr
-                    if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and \
-                            c.func.id == "open" and c.args and \
-                            isinstance(c.args[0], ast.Constant) and \
-                            isinstance(c.args[0].value, str) and \
-                            isinstance(item.optional_vars, ast.Name):
-                        opened[item.optional_vars.id] = c.args[0].value
+            if not isinstance(node, (ast.With, ast.AsyncWith)):
+                continue
+            opened: dict[str, str] = {}
+            for item in node.items:
+                c = item.context_expr
+                if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and \
+                        c.func.id == "open" and c.args and \
+                        isinstance(c.args[0], ast.Constant) and \
+                        isinstance(c.args[0].value, str) and \
+                        isinstance(item.optional_vars, ast.Name):
+                    opened[item.optional_vars.id] = c.args[0].value
+            for stmt in node.body:
+                for sub in ast.walk(stmt):
+                    if isinstance(sub, ast.Call) and sub.args and \
+                            isinstance(sub.args[0], ast.Name) and sub.args[0].id in opened:
+                        handles[id(sub)] = opened[sub.args[0].id]
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and
                     isinstance(node.targets[0], ast.Name)):
@@ -272,11 +279,9 @@ def _loaded_configs(code: Mapping[str, str], trees: Mapping[str, ast.Module]) ->
                 continue
             assert isinstance(node.value, ast.Call)
             arg = node.value.args[0] if node.value.args else None
-            path: str | None = None
+            path: str | None = handles.get(id(node.value))
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 path = arg.value
-            elif isinstance(arg, ast.Name) and arg.id in opened:
-                path = opened[arg.id]
             elif isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and \
                     arg.func.id == "open" and arg.args and \
                     isinstance(arg.args[0], ast.Constant) and isinstance(arg.args[0].value, str):
@@ -405,7 +410,65 @@ def check_config(code: Mapping[str, str], trees: Mapping[str, ast.Module]) -> li
             out.append(finding(ld.file, node.lineno, "config",
                                f"reads config key {'.'.join(path)!r}, which {ld.config} "
                                f"(loaded at line {ld.line}) does not define", certain))
+    out += _instance_reads(trees, judged, seen)
     out += _config_notes(code, trees, docs.get("config.yaml"), judged, seen)
+    return out
+
+
+def _plain_class_attributes(cls: ast.ClassDef) -> set[str] | None:
+    """Attributes of a class with no base classes and nothing dynamic (None otherwise)."""
+    if [b for b in cls.bases if not (isinstance(b, ast.Name) and b.id == "object")] or \
+            cls.decorator_list or cls.keywords:
+        return None
+    one = {cls.name: cls}
+    attrs, dynamic = _class_attributes({"": ast.Module(body=list(one.values()),
+                                                        type_ignores=[])})
+    return None if dynamic else attrs | {"__class__", "__dict__"}
+
+
+def _instance_reads(trees: Mapping[str, ast.Module], judged: set[tuple[str, int]],
+                    seen: set[tuple[str, str]]) -> list[Finding]:
+    """``config = Config(); config.x`` where ``Config`` is a plain class of the repository
+    (no bases, decorators or dynamic attributes) that never gets ``x``: certain."""
+    classes: dict[str, list[ast.ClassDef]] = {}
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                classes.setdefault(node.name, []).append(node)
+    runtime = _assigned_attributes(trees)
+    out: list[Finding] = []
+    for f, tree in trees.items():
+        stores: dict[str, list[ast.AST]] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                stores.setdefault(node.id, []).append(node)
+        parents = {c: n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and
+                    isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Call)
+                    and isinstance(node.value.func, ast.Name)):
+                continue
+            var, cname = node.targets[0].id, node.value.func.id
+            defs = classes.get(cname, [])
+            if len(defs) != 1 or len(stores.get(var, [])) != 1 or not (
+                    "config" in cname.lower() or _config_root(node.targets[0])):
+                continue
+            attrs = _plain_class_attributes(defs[0])
+            if attrs is None:
+                continue
+            for read in ast.walk(tree):
+                if not (isinstance(read, ast.Attribute) and isinstance(read.ctx, ast.Load) and
+                        isinstance(read.value, ast.Name) and read.value.id == var):
+                    continue
+                name = read.attr
+                if name in attrs or name in runtime or (f, name) in seen:
+                    continue
+                seen.add((f, name))
+                judged.add((f, read.lineno))
+                out.append(finding(f, read.lineno, "config",
+                                   f"reads config attribute {name!r}, which the class "
+                                   f"{cname} does not define",
+                                   not _guarded_read(read, parents)))
     return out
 
 
