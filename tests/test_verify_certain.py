@@ -175,3 +175,29 @@ def test_notes_never_reach_the_repair_call(tmp_path: Path) -> None:
     assert [f["check"] for f in v["static"]["notes"]] == ["config"]
     saved = json.loads((out / "run.json").read_text())["verify"]["static"]
     assert saved["notes"] == v["static"]["notes"]
+
+
+# -- papercoder verify PATH on any repository ------------------------------------------------
+def test_verify_any_repository_folder_prints_json_lines(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from papercoder.cli import app
+
+    repo = tmp_path / "someone-elses-repo"
+    (repo / "models").mkdir(parents=True)
+    (repo / "models" / "__init__.py").write_text("from .base import *\n")
+    (repo / "models" / "base.py").write_text("class BaseVAE:\n    pass\n")
+    (repo / "train.py").write_text("import jax\nfrom models import BaseVAE\nprint(undefined)\n")
+    (repo / "requirements.txt").write_text("numpy\n")
+    r = CliRunner().invoke(app, ["verify", str(repo), "--json"])
+    rows = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert r.exit_code == 1, r.output
+    assert {(x["file"], x["line"], x["check"], x["certain"]) for x in rows} == {
+        ("train.py", 3, "pyflakes", True), ("train.py", 1, "requirement", True)}
+    assert all(set(x) == {"file", "line", "check", "certain", "message"} for x in rows)
+    assert not (repo / "verify").exists() and not (repo / "run.json").exists()  # no edits
+    (repo / "train.py").write_text("from models import BaseVAE\n")
+    r = CliRunner().invoke(app, ["verify", str(repo)])
+    assert r.exit_code == 0 and "0 certain finding(s)" in r.output, r.output
+    r = CliRunner().invoke(app, ["verify", str(repo), "--execute"])
+    assert r.exit_code == 2 and "Traceback" not in r.output

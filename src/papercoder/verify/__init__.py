@@ -32,7 +32,7 @@ from papercoder.verify.sandbox import Limits, Sandbox
 from papercoder.verify.smoke import SEEDS, Failure, SmokeResult, run_smoke, smoke_commands
 from papercoder.verify.static import certain_findings, read_repo, run_static
 
-__all__ = ["Limits", "VerifyOptions", "verify_output"]
+__all__ = ["Limits", "VerifyOptions", "check_repository", "finding_lines", "verify_output"]
 
 
 @dataclass
@@ -101,6 +101,30 @@ def _failure_dict(f: Failure | None) -> dict[str, Any] | None:
         return None
     return {"command": f.command, "kind": f.kind, "exit": f.exit, "missing": f.missing,
             "seed": f.seed, "output_tail": f.output[-2000:]}
+
+
+def check_repository(path: Path) -> list[dict[str, Any]]:
+    """Static checks of any repository folder (papercoder's own reproduce.sh/--smoke contract
+    left out); nothing is edited or executed. Certain findings and notes, in one list."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"{path} is not a folder; give a repository folder or an output "
+                          "folder that `papercoder run` wrote.")
+    code = read_repo(path)
+    if not any(f.endswith(".py") for f in code):
+        raise ConfigError(f"{path} has no run.json and no Python files; give a repository "
+                          "folder or an output folder that `papercoder run` wrote.")
+    return run_static(code, reproduce=False)
+
+
+def finding_lines(findings: list[dict[str, Any]]) -> list[str]:
+    """One JSON object per finding (JSON Lines): file, line, check, certain, message."""
+    import json
+
+    return [json.dumps({"file": f.get("file"), "line": f.get("line"),
+                        "check": f.get("check", f.get("kind")),
+                        "certain": bool(f.get("certain", True)),
+                        "message": f.get("message")}, ensure_ascii=True) for f in findings]
 
 
 async def verify_output(out: Path, *, model: Model | None, store: Store,
