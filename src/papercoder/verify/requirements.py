@@ -462,8 +462,6 @@ def missing_requirements(code: Mapping[str, str], requirements_text: str | None 
         head = f"imports {mod}, but the requirements list no package that provides it"
         if trap:
             add(f, lineno, f"{head} ({trap})", False)
-        elif not known:
-            add(f, lineno, f"{head} (its distribution is not known; perhaps {dists[0]})", False)
         elif not complete:
             add(f, lineno, f"{head} (add {dists[0]}), unless a requirement whose dependencies "
                 "are not known here installs it", False)
@@ -472,6 +470,9 @@ def missing_requirements(code: Mapping[str, str], requirements_text: str | None 
             add(f, lineno, f"{head} (add {dists[0]}); "
                 + ("a test-only dependency" if _test_file(f) else
                    "many environments have it anyway"), False)
+        elif not known:
+            add(f, lineno, f"{head} (which distribution provides it is not known here: add "
+                f"{dists[0]} only if that PyPI package is the one meant)", True)
         else:
             add(f, lineno, f"{head} (add {dists[0]})", True)
     return findings

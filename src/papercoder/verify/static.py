@@ -401,7 +401,8 @@ def check_config(code: Mapping[str, str], trees: Mapping[str, ast.Module]) -> li
             if isinstance(parents.get(node), (ast.Subscript, ast.Attribute)) and \
                     getattr(parents[node], "value", None) is node:
                 continue  # judged at the longest chain
-            judged.update((ld.file, n.lineno) for n in ast.walk(node) if hasattr(n, "lineno"))
+            judged.update((ld.file, n.lineno) for n in ast.walk(node)
+                          if isinstance(n, (ast.expr, ast.stmt)))
             key = (ld.file, ".".join(path))
             if key in seen:
                 continue
