@@ -27,6 +27,7 @@ from papercoder.store import Store
 from papercoder.verify.debug import ask_repair, build_messages, signature
 from papercoder.verify.edits import unified_diff, write_files
 from papercoder.verify.env import EnvManager
+from papercoder.verify.grounding import ground
 from papercoder.verify.metric import executability
 from papercoder.verify.sandbox import Limits, Sandbox
 from papercoder.verify.smoke import SEEDS, Failure, SmokeResult, run_smoke, smoke_commands
@@ -86,6 +87,41 @@ def say_findings(say: Callable[[str], None], findings: list[dict[str, Any]],
         say(f"  {where(f)} [{f.get('check', f.get('kind'))}] {f.get('message')}")
     for f in notes[:20]:
         say(f"  note: {where(f)} [{f.get('check', f.get('kind'))}] {f.get('message')}")
+
+
+async def _ground_and_repair(code: dict[str, str], python: Path, sandbox: Sandbox,
+                             ws: Workspace, caller: Caller | None, options: VerifyOptions,
+                             result: dict[str, Any], previous: dict[str, Any],
+                             commands: list[Any], logic_json: str | None,
+                             say: Callable[[str], None]) -> dict[str, str]:
+    """Check third-party names and keywords in the installed environment (inside the
+    sandbox); certain findings go to one repair call before any smoke run."""
+    found, summary = ground(code, python, sandbox)
+    certain = certain_findings(found)
+    grounding: dict[str, Any] = {**summary, "findings": certain,
+                                 "notes": [f for f in found if f not in certain]}
+    result["grounding"] = grounding
+    say_findings(say, certain, grounding["notes"])
+    tried = (previous.get("grounding") or {}).get("findings")
+    if certain and caller is not None and options.static_repair and certain != tried:
+        msgs = build_messages(mode="static", code=code, commands=commands,
+                              logic_json=logic_json, findings=certain,
+                              prompts_dir=options.prompts_dir)
+        try:
+            rep = await ask_repair(caller, msgs, code, label="grounding")
+        except ModelOutputError as e:
+            grounding["repair"] = {"applied": False, "error": str(e)}
+            say(f"API repair failed: {e}")
+            return code
+        before = code
+        write_files(ws.repo, rep.new)
+        code = read_repo(ws.repo)
+        ws.write_artifact("debug/grounding.md", rep.answer)
+        ws.write_artifact("debug/grounding.diff", unified_diff(before, code))
+        grounding["repair"] = {"applied": True, "diff": "artifacts/debug/grounding.diff",
+                               "md": "artifacts/debug/grounding.md"}
+        say("API repair applied.")
+    return code
 
 
 def _snapshot(repo: Path, dest: Path) -> None:
@@ -222,6 +258,13 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
                 "" if iso.network == "namespace" else ", and with network access") + ".")
     for note in iso.notes:
         say(f"Note: {note}.")
+
+    # -- API grounding: names and keywords against the installed packages ---------------
+    envm.install_requirements(code.get("requirements.txt", ""))
+    if not env.failure:
+        code = await _ground_and_repair(code, env.python, sandbox, ws, caller, options,
+                                        result, previous, commands, logic_json, say)
+        commands = smoke_commands(logic_json, code)
 
     # -- smoke runs and the debug loop -----------------------------------------------------
     rounds: list[dict[str, Any]] = list(previous.get("rounds") or [])
