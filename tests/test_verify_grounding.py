@@ -85,3 +85,27 @@ def test_a_hostile_inspector_answer_is_ignored() -> None:
     got = parse_answer(bad, 2)
     assert got == {1: {"status": "missing", "missing": "", "owner": "", "names": ["a"],
                        "bad_kwargs": [], "params": []}}
+
+
+@pytest.mark.slow
+def test_verify_repairs_a_missing_api_name_before_any_smoke_run(tmp_path: Path) -> None:
+    from papercoder.models.scripted import ScriptedModel
+    from papercoder.store import Store
+    from tests.verify_helpers import MAIN, edit_line, good_repo, make_out, run
+
+    wheels = tmp_path / "wheels"
+    build_wheel(wheels, "tinyapi", body=BODY)
+    files = good_repo()
+    files["main.py"] = MAIN.replace("import yaml\n", "import tinyapi\nimport yaml\n").replace(
+        "    random.seed(args.seed)\n", "    random.seed(args.seed)\n    print(tinyapi.VERSON)\n")
+    files["requirements.txt"] = "pyyaml>=5\ntinyapi==1.0\n"
+    out = make_out(tmp_path, files)
+    model = ScriptedModel({"verify": edit_line(files, "main.py", "tinyapi.VERSON",
+                                               "tinyapi.VERSION")})
+    v = run(out, model, Store(tmp_path / "s.db"), install=True, python=None,
+            static_repair=True, pip_args=["--no-index", "--find-links", str(wheels)])
+    g = v["grounding"]
+    assert [f["message"].split(",")[0] for f in g["findings"]] == ["uses tinyapi.VERSON"]
+    assert g["repair"]["applied"] and (out / g["repair"]["diff"]).is_file()
+    assert v["smoke"]["passed"] and v["rounds"] == []  # no smoke run was spent on it
+    assert "tinyapi.VERSION" in (out / "repo" / "main.py").read_text()

@@ -408,7 +408,7 @@ def check_config(code: Mapping[str, str], trees: Mapping[str, ast.Module]) -> li
                 continue
             seen.add(key)
             certain = not changed and not _guarded_read(node, parents)
-            out.append(finding(ld.file, node.lineno, "config",
+            out.append(finding(ld.file, getattr(node, "lineno", 1), "config",
                                f"reads config key {'.'.join(path)!r}, which {ld.config} "
                                f"(loaded at line {ld.line}) does not define", certain))
     out += _instance_reads(trees, judged, seen)
