@@ -201,3 +201,35 @@ def test_verify_any_repository_folder_prints_json_lines(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "0 certain finding(s)" in r.output, r.output
     r = CliRunner().invoke(app, ["verify", str(repo), "--execute"])
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_verify_execute_on_any_repository_checks_apis_and_runs_a_copy(
+        tmp_path: Path, monkeypatch) -> None:
+    import sys
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the work copy goes here
+
+    from typer.testing import CliRunner
+
+    from papercoder.cli import app
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    train = "import yaml\n\nprint(yaml.safe_lod('a: 1'))\n"
+    (repo / "train.py").write_text(train)
+    (repo / "requirements.txt").write_text("pyyaml\n")
+    r = CliRunner().invoke(app, ["verify", str(repo), "--execute", "--json"])
+    assert r.exit_code == 2 and "--smoke" in r.output  # the command to run is needed
+    r = CliRunner().invoke(app, ["verify", str(repo), "--execute", "--smoke",
+                                 "python train.py", "--python", sys.executable, "--json",
+                                 "--timeout", "60"])
+    rows = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert r.exit_code == 1, r.output  # it does not run, and nothing repairs it without -m
+    api = [x for x in rows if x["check"] == "api"]
+    assert [(x["file"], x["line"], x["certain"]) for x in api] == [("train.py", 3, True)]
+    assert "did you mean safe_load" in api[0]["message"]
+    assert (repo / "train.py").read_text() == train and sorted(
+        p.name for p in repo.iterdir()) == ["requirements.txt", "train.py"]
+    work = [p for p in tmp_path.iterdir() if p.name.startswith("papercoder-verify-")]
+    assert len(work) == 1 and (work[0] / "repo" / "train.py").is_file()

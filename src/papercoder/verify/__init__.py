@@ -57,6 +57,8 @@ class VerifyOptions:
     seeds: tuple[int, ...] = SEEDS
     quiet: bool = False
     prompts_dir: Path | None = None
+    contract: bool = True
+    """Check papercoder's own contract (reproduce.sh, --smoke); off for other repositories."""
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -163,6 +165,32 @@ def finding_lines(findings: list[dict[str, Any]]) -> list[str]:
                         "message": f.get("message")}, ensure_ascii=True) for f in findings]
 
 
+def prepare_repository(path: Path, out: Path, smoke: list[str]) -> Path:
+    """An output folder for verifying a repository papercoder did not write: a copy of it
+    in ``out/repo`` (links and hidden folders left out; the original is never edited), the
+    smoke commands in ``out/artifacts/logic.json`` and a run.json."""
+    import json
+
+    from papercoder.pipeline.workspace import Manifest
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"{path} is not a folder; give a repository folder.")
+    ws = Workspace(Path(out))
+    if ws.load_manifest() is None:
+        ws.ensure()
+        if ws.repo.exists():
+            shutil.rmtree(ws.repo)
+        _snapshot(path, ws.repo)
+        py = sorted(p.relative_to(ws.repo).as_posix() for p in ws.repo.rglob("*.py"))
+        ws.write_artifact("logic.json", json.dumps({
+            "required_packages": [], "task_list": py, "logic_analysis": [],
+            "smoke_commands": [{"command": c, "outputs": []} for c in smoke]}))
+        ws.save_manifest(Manifest(run_id=f"verify-{path.name}"[:80], status="done",
+                                  files={f: {"status": "written"} for f in py}, order=py))
+    return Path(out)
+
+
 async def verify_output(out: Path, *, model: Model | None, store: Store,
                         options: VerifyOptions, run_id: str | None = None) -> dict[str, Any]:
     """Verify the repository in ``out``; returns the "verify" dict (also saved in run.json)."""
@@ -196,7 +224,8 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
 
     # -- static checks and their repair ----------------------------------------------------
     commands = smoke_commands(logic_json, code)
-    all_findings = run_static(code, [c.command for c in commands])
+    all_findings = run_static(code, [c.command for c in commands],
+                              reproduce=options.contract)
     findings = certain_findings(all_findings)  # only these drive an edit
     notes = [f for f in all_findings if f not in findings]
     static: dict[str, Any] = {"findings": findings, "remaining": findings, "notes": notes}
@@ -219,8 +248,8 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
             ws.write_artifact("debug/static.md", rep.answer)
             ws.write_artifact("debug/static.diff", diff)
             commands = smoke_commands(logic_json, code)
-            static["remaining"] = certain_findings(run_static(code, [c.command for c in
-                                                                  commands]))
+            static["remaining"] = certain_findings(run_static(
+                code, [c.command for c in commands], reproduce=options.contract))
             static["repair"] = {"applied": True, "diff": "artifacts/debug/static.diff",
                                 "md": "artifacts/debug/static.md"}
             say(f"Static repair applied; {len(static['remaining'])} finding(s) remain.")
@@ -299,7 +328,8 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
         n = len(rounds) + 1
         msgs = build_messages(mode="smoke", code=code, commands=commands, logic_json=logic_json,
                               failure=failure, open_findings=certain_findings(run_static(
-                                  code, [c.command for c in commands])),
+                                  code, [c.command for c in commands],
+                                  reproduce=options.contract)),
                               prompts_dir=options.prompts_dir)
         ws.write_artifact(f"debug/{n:02d}.log", f"$ {failure.command}\n{failure.output}\n")
         record: dict[str, Any] = {"n": n, "error": failure.output[-1000:], "signature": sig,

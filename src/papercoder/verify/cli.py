@@ -20,6 +20,10 @@ def summary(v: dict[str, Any]) -> tuple[str, bool]:
     found = len(static.get("findings", []))
     head = f"static checks: {found} finding(s)" + (
         f", {left} left after repair" if (static.get("repair") or {}).get("applied") else "")
+    if v.get("grounding"):
+        g = v["grounding"]
+        head += f" · API checks: {len(g.get('findings', []))} finding(s)" + (
+            ", repaired" if (g.get("repair") or {}).get("applied") else "")
     ex = v.get("executability")
     if not ex:
         return head + " · smoke run not requested (--execute runs it)", True
@@ -33,7 +37,8 @@ def summary(v: dict[str, Any]) -> tuple[str, bool]:
 
 def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int,
                python: Path | None, install: bool, allow_network: bool, timeout: float,
-               quiet: bool = False, base_url: str | None = None) -> dict[str, Any]:
+               quiet: bool = False, base_url: str | None = None,
+               smoke: list[str] | None = None) -> dict[str, Any]:
     from papercoder.cli import open_store
     from papercoder.models import get_model
     from papercoder.pipeline.workspace import Workspace
@@ -42,7 +47,9 @@ def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int
     ws = Workspace(out)
     m = ws.load_manifest()
     if m is None:
-        return run_on_repository(out, execute=execute, model=model)
+        return run_on_repository(out, execute=execute, model=model, smoke=smoke, quiet=quiet,
+                                 debug_rounds=debug_rounds, python=python, install=install,
+                                 allow_network=allow_network, timeout=timeout)
     name = model or m.settings.get("model") or m.model or None
     try:
         mdl = get_model(name, base_url=base_url or m.settings.get("base_url")) if name else None
@@ -62,14 +69,33 @@ def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int
                                      run_id=m.run_id))
 
 
-def run_on_repository(path: Path, *, execute: bool, model: str | None) -> dict[str, Any]:
-    """A folder `papercoder run` did not write: its static checks only (no edits)."""
+def run_on_repository(path: Path, *, execute: bool, model: str | None,
+                      smoke: list[str] | None = None, quiet: bool = False,
+                      **kw: Any) -> dict[str, Any]:
+    """A folder `papercoder run` did not write: its static checks; with --execute (and
+    --smoke) a copy is checked against the installed APIs and run in the sandbox, repaired
+    only with -m. The folder itself is never edited."""
     from papercoder.verify import check_repository
 
     if execute or model:
-        raise ConfigError(f"{path} has no run.json: on a repository papercoder did not write, "
-                          "verify runs the static checks only for now; leave out --execute "
-                          "and -m.")
+        import tempfile
+
+        from papercoder.cli import open_store
+        from papercoder.models import get_model
+        from papercoder.verify import VerifyOptions, prepare_repository, verify_output
+
+        if execute and not smoke:
+            raise ConfigError("--execute on a repository papercoder did not write needs the "
+                              "command to run: add --smoke 'python train.py --epochs 1'.")
+        check_repository(path)  # refuses a folder without Python files
+        out = prepare_repository(path, Path(tempfile.mkdtemp(prefix="papercoder-verify-")),
+                                 smoke or [])
+        mdl = get_model(model) if model else None
+        opts = VerifyOptions(execute=execute, quiet=quiet, contract=False,
+                             static_repair=mdl is not None, **kw)
+        v = asyncio.run(verify_output(out, model=mdl, store=open_store(), options=opts))
+        v["work_folder"] = str(out)
+        return v
     found = check_repository(path)
     certain = [f for f in found if f.get("certain", True)]
     return {"repository": str(path), "static": {
@@ -81,8 +107,10 @@ def report(v: dict[str, Any], as_json: bool = False) -> None:
 
     static = v.get("static", {})
     if as_json:
+        g = v.get("grounding") or {}
         for line in finding_lines(list(static.get("findings", [])) +
-                                  list(static.get("notes", []))):
+                                  list(static.get("notes", [])) +
+                                  list(g.get("findings", [])) + list(g.get("notes", []))):
             print(line)
         if "repository" in v:
             if static.get("findings"):
@@ -104,6 +132,9 @@ def report(v: dict[str, Any], as_json: bool = False) -> None:
             raise typer.Exit(1)
         return
     line, ok = summary(v)
+    if v.get("work_folder") and not as_json:
+        console.print(Text(plain(f"Work copy and results: {v['work_folder']}")),
+                      soft_wrap=True)
     if not as_json:
         console.print(Text(plain(("ok: " if ok else "FAILED: ") + line)), soft_wrap=True)
     if not ok:
@@ -128,9 +159,11 @@ def verify(
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds per smoke command."),
     as_json: bool = typer.Option(False, "--json", help="Print the static findings as JSON "
                                  "Lines (file, line, check, certain, message)."),
+    smoke: list[str] | None = typer.Option(None, "--smoke", help="On a repository papercoder "
+                                           "did not write: the command --execute runs."),
 ) -> None:
     """Check the generated repository; with --execute run it and debug it until it runs."""
     v = run_verify(out, model=model, execute=execute, debug_rounds=debug_rounds, python=python,
                    install=not no_install, allow_network=allow_network, timeout=timeout,
-                   quiet=as_json)
+                   quiet=as_json, smoke=smoke)
     report(v, as_json)
