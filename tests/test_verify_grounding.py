@@ -84,7 +84,7 @@ def test_a_hostile_inspector_answer_is_ignored() -> None:
            ' {"id": 1, "status": "missing", "missing": 5, "names": [1, "a"]}, 7]')
     got = parse_answer(bad, 2)
     assert got == {1: {"status": "missing", "missing": "", "owner": "", "names": ["a"],
-                       "bad_kwargs": [], "params": []}}
+                       "bad_kwargs": [], "params": [], "via": ""}}
 
 
 @pytest.mark.slow
@@ -109,3 +109,48 @@ def test_verify_repairs_a_missing_api_name_before_any_smoke_run(tmp_path: Path) 
     assert g["repair"]["applied"] and (out / g["repair"]["diff"]).is_file()
     assert v["smoke"]["passed"] and v["rounds"] == []  # no smoke run was spent on it
     assert "tinyapi.VERSION" in (out / "repo" / "main.py").read_text()
+
+
+def _wheel(dest: Path, name: str, files: dict[str, str]) -> None:
+    import base64
+    import hashlib
+    import zipfile
+
+    dest.mkdir(parents=True, exist_ok=True)
+    info = f"{name}-1.0.dist-info"
+    files = {**files, f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                              "Tag: py3-none-any\n"}
+    def digest(c: str) -> str:
+        return base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(
+            b"=").decode()
+
+    rec = [f"{p},sha256={digest(c)},{len(c.encode())}" for p, c in files.items()]
+    files[f"{info}/RECORD"] = "\n".join([*rec, f"{info}/RECORD,,"]) + "\n"
+    with zipfile.ZipFile(dest / f"{name}-1.0-py3-none-any.whl", "w") as z:
+        for p, c in files.items():
+            z.writestr(p, c)
+
+
+@pytest.mark.slow
+def test_a_package_that_does_not_import_is_judged_from_its_installed_source(
+        tmp_path: Path) -> None:
+    # Like torchtext 0.18 beside a newer torch: its native library does not load, so the
+    # names are read from the installed source files.
+    _wheel(tmp_path / "wheels", "brokentext", {
+        "brokentext/__init__.py": "raise OSError('Could not load this library: x.so')\n",
+        "brokentext/data/__init__.py": "from .utils import get_tokenizer\n"
+                                       "def to_map_style_dataset(x):\n    return x\n",
+        "brokentext/data/utils.py": "def get_tokenizer(n):\n    return n\n",
+        "brokentext/lazy.py": "def __getattr__(name):\n    return name\n"})
+    envm = EnvManager(tmp_path / "verify" / "venv", python=None, install=True,
+                      pip_args=["--no-index", "--find-links", str(tmp_path / "wheels")])
+    env = envm.prepare()
+    envm.install_requirements("brokentext==1.0\n")
+    assert env.failure is None, env.failure
+    code = {"m.py": "from brokentext.data import Field, get_tokenizer\n"
+                    "from brokentext.data.utils import get_tokenizer as g\n"
+                    "from brokentext.lazy import anything\n"}
+    found, _ = ground(code, env.python, Sandbox(readonly=env.readonly))
+    assert [(f["line"], f["certain"]) for f in found] == [(1, True)]
+    assert "no 'Field'" in found[0]["message"] and "OSError" in found[0]["message"]

@@ -189,7 +189,8 @@ def parse_answer(output: str, count: int) -> dict[int, dict[str, Any]] | None:
             item.get("missing"), str) else "", "owner": owner[:300] if isinstance(
                 owner, str) else "", "names": _strs(item.get("names")),
             "bad_kwargs": _strs(item.get("bad_kwargs"), 100),
-            "params": _strs(item.get("params"), 500)}
+            "params": _strs(item.get("params"), 500),
+            "via": item.get("via")[:300] if isinstance(item.get("via"), str) else ""}
     return out
 
 
@@ -234,15 +235,22 @@ def ground(code: Mapping[str, str], python: Path, sandbox: Sandbox) \
         return [], {"queries": len(queries), "answered": 0,
                     "error": "the inspector gave no usable answer"}
     out: list[dict[str, Any]] = []
-    for i, q in enumerate(queries):
+    reported: set[str] = set()
+    for i, q in sorted(enumerate(queries), key=lambda x: x[1].path):
         a = answers.get(i)
         if a is None:
             continue
         file, line = q.uses[0]
         if a["status"] == "missing" and a["missing"]:
+            gone = q.path.split("." + a["missing"] + ".")[0] + "." + a["missing"] \
+                if ("." + a["missing"] + ".") in q.path else q.path
+            if gone in reported:
+                continue  # Iterator.splits after Iterator: one finding
+            reported.add(gone)
             owner = a["owner"] or q.path.rsplit(".", 1)[0]
             msg = (f"uses {q.path}, but the installed {owner} has no {a['missing']!r}"
-                   + _did_you_mean(a["missing"], a["names"]))
+                   + _did_you_mean(a["missing"], a["names"])
+                   + (f" (read from its installed {a['via']})" if a["via"] else ""))
             out.append({"file": file, "line": line, "check": "api", "kind": "api",
                         "certain": not q.guarded, "message": msg})
         elif a["status"] == "ok" and a["bad_kwargs"]:
