@@ -190,7 +190,7 @@ def parse_answer(output: str, count: int) -> dict[int, dict[str, Any]] | None:
                 owner, str) else "", "names": _strs(item.get("names")),
             "bad_kwargs": _strs(item.get("bad_kwargs"), 100),
             "params": _strs(item.get("params"), 500),
-            "via": item.get("via")[:300] if isinstance(item.get("via"), str) else ""}
+            "via": via[:300] if isinstance(via := item.get("via"), str) else ""}
     return out
 
 
