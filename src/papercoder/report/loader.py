@@ -340,6 +340,11 @@ def _load_verify(d: ReportData) -> None:
         x = as_dict(x)
         d.findings.append(Finding(file=text(x.get("file"), 300), line=integer(x.get("line")),
                                   kind=text(x.get("kind"), 80), message=text(x.get("message"))))
+    for x in as_list(as_dict(v.get("static")).get("notes")):  # reported, never repaired
+        x = as_dict(x)
+        d.findings.append(Finding(file=text(x.get("file"), 300), line=integer(x.get("line")),
+                                  kind=text(x.get("kind"), 70) + " (note)",
+                                  message=text(x.get("message"))))
     repair = as_dict(as_dict(v.get("static")).get("repair"))
     if repair:
         applied = repair.get("applied") is True  # else a static.diff on disk may be stale

@@ -27,12 +27,13 @@ from papercoder.store import Store
 from papercoder.verify.debug import ask_repair, build_messages, signature
 from papercoder.verify.edits import unified_diff, write_files
 from papercoder.verify.env import EnvManager
+from papercoder.verify.grounding import ground
 from papercoder.verify.metric import executability
 from papercoder.verify.sandbox import Limits, Sandbox
 from papercoder.verify.smoke import SEEDS, Failure, SmokeResult, run_smoke, smoke_commands
-from papercoder.verify.static import read_repo, run_static
+from papercoder.verify.static import certain_findings, read_repo, run_static
 
-__all__ = ["Limits", "VerifyOptions", "verify_output"]
+__all__ = ["Limits", "VerifyOptions", "check_repository", "finding_lines", "verify_output"]
 
 
 @dataclass
@@ -56,6 +57,8 @@ class VerifyOptions:
     seeds: tuple[int, ...] = SEEDS
     quiet: bool = False
     prompts_dir: Path | None = None
+    contract: bool = True
+    """Check papercoder's own contract (reproduce.sh, --smoke); off for other repositories."""
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -74,6 +77,55 @@ def _sayer(quiet: bool) -> Callable[[str], None]:
     return say
 
 
+def where(f: dict[str, Any]) -> str:
+    return f"{f.get('file')}{':' + str(f['line']) if f.get('line') else ''}"
+
+
+def say_findings(say: Callable[[str], None], findings: list[dict[str, Any]],
+                 notes: list[dict[str, Any]]) -> None:
+    """Certain findings (what a repair acts on), then the notes (reported, never acted on)."""
+    say(f"Static checks: {len(findings)} finding(s), {len(notes)} note(s).")
+    for f in findings[:20]:
+        say(f"  {where(f)} [{f.get('check', f.get('kind'))}] {f.get('message')}")
+    for f in notes[:20]:
+        say(f"  note: {where(f)} [{f.get('check', f.get('kind'))}] {f.get('message')}")
+
+
+async def _ground_and_repair(code: dict[str, str], python: Path, sandbox: Sandbox,
+                             ws: Workspace, caller: Caller | None, options: VerifyOptions,
+                             result: dict[str, Any], previous: dict[str, Any],
+                             commands: list[Any], logic_json: str | None,
+                             say: Callable[[str], None]) -> dict[str, str]:
+    """Check third-party names and keywords in the installed environment (inside the
+    sandbox); certain findings go to one repair call before any smoke run."""
+    found, summary = ground(code, python, sandbox)
+    certain = certain_findings(found)
+    grounding: dict[str, Any] = {**summary, "findings": certain,
+                                 "notes": [f for f in found if f not in certain]}
+    result["grounding"] = grounding
+    say_findings(say, certain, grounding["notes"])
+    tried = (previous.get("grounding") or {}).get("findings")
+    if certain and caller is not None and options.static_repair and certain != tried:
+        msgs = build_messages(mode="static", code=code, commands=commands,
+                              logic_json=logic_json, findings=certain,
+                              prompts_dir=options.prompts_dir)
+        try:
+            rep = await ask_repair(caller, msgs, code, label="grounding")
+        except ModelOutputError as e:
+            grounding["repair"] = {"applied": False, "error": str(e)}
+            say(f"API repair failed: {e}")
+            return code
+        before = code
+        write_files(ws.repo, rep.new)
+        code = read_repo(ws.repo)
+        ws.write_artifact("debug/grounding.md", rep.answer)
+        ws.write_artifact("debug/grounding.diff", unified_diff(before, code))
+        grounding["repair"] = {"applied": True, "diff": "artifacts/debug/grounding.diff",
+                               "md": "artifacts/debug/grounding.md"}
+        say("API repair applied.")
+    return code
+
+
 def _snapshot(repo: Path, dest: Path) -> None:
     shutil.copytree(repo, dest, symlinks=True,
                     ignore=shutil.ignore_patterns("__pycache__", ".*"))
@@ -87,6 +139,56 @@ def _failure_dict(f: Failure | None) -> dict[str, Any] | None:
         return None
     return {"command": f.command, "kind": f.kind, "exit": f.exit, "missing": f.missing,
             "seed": f.seed, "output_tail": f.output[-2000:]}
+
+
+def check_repository(path: Path) -> list[dict[str, Any]]:
+    """Static checks of any repository folder (papercoder's own reproduce.sh/--smoke contract
+    left out); nothing is edited or executed. Certain findings and notes, in one list."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"{path} is not a folder; give a repository folder or an output "
+                          "folder that `papercoder run` wrote.")
+    code = read_repo(path)
+    if not any(f.endswith(".py") for f in code):
+        raise ConfigError(f"{path} has no run.json and no Python files; give a repository "
+                          "folder or an output folder that `papercoder run` wrote.")
+    return run_static(code, reproduce=False)
+
+
+def finding_lines(findings: list[dict[str, Any]]) -> list[str]:
+    """One JSON object per finding (JSON Lines): file, line, check, certain, message."""
+    import json
+
+    return [json.dumps({"file": f.get("file"), "line": f.get("line"),
+                        "check": f.get("check", f.get("kind")),
+                        "certain": bool(f.get("certain", True)),
+                        "message": f.get("message")}, ensure_ascii=True) for f in findings]
+
+
+def prepare_repository(path: Path, out: Path, smoke: list[str]) -> Path:
+    """An output folder for verifying a repository papercoder did not write: a copy of it
+    in ``out/repo`` (links and hidden folders left out; the original is never edited), the
+    smoke commands in ``out/artifacts/logic.json`` and a run.json."""
+    import json
+
+    from papercoder.pipeline.workspace import Manifest
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"{path} is not a folder; give a repository folder.")
+    ws = Workspace(Path(out))
+    if ws.load_manifest() is None:
+        ws.ensure()
+        if ws.repo.exists():
+            shutil.rmtree(ws.repo)
+        _snapshot(path, ws.repo)
+        py = sorted(p.relative_to(ws.repo).as_posix() for p in ws.repo.rglob("*.py"))
+        ws.write_artifact("logic.json", json.dumps({
+            "required_packages": [], "task_list": py, "logic_analysis": [],
+            "smoke_commands": [{"command": c, "outputs": []} for c in smoke]}))
+        ws.save_manifest(Manifest(run_id=f"verify-{path.name}"[:80], status="done",
+                                  files={f: {"status": "written"} for f in py}, order=py))
+    return Path(out)
 
 
 async def verify_output(out: Path, *, model: Model | None, store: Store,
@@ -122,13 +224,13 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
 
     # -- static checks and their repair ----------------------------------------------------
     commands = smoke_commands(logic_json, code)
-    findings = run_static(code, [c.command for c in commands])
-    static: dict[str, Any] = {"findings": findings, "remaining": findings}
+    all_findings = run_static(code, [c.command for c in commands],
+                              reproduce=options.contract)
+    findings = certain_findings(all_findings)  # only these drive an edit
+    notes = [f for f in all_findings if f not in findings]
+    static: dict[str, Any] = {"findings": findings, "remaining": findings, "notes": notes}
     tried = previous.get("static", {}).get("remaining")
-    say(f"Static checks: {len(findings)} finding(s).")
-    for f in findings[:20]:
-        say(f"  {f['file']}{':' + str(f['line']) if f['line'] else ''} [{f['kind']}] "
-            f"{f['message']}")
+    say_findings(say, findings, notes)
     if findings and caller is not None and options.static_repair and findings != tried:
         msgs = build_messages(mode="static", code=code, commands=commands,
                               logic_json=logic_json, findings=findings,
@@ -146,7 +248,8 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
             ws.write_artifact("debug/static.md", rep.answer)
             ws.write_artifact("debug/static.diff", diff)
             commands = smoke_commands(logic_json, code)
-            static["remaining"] = run_static(code, [c.command for c in commands])
+            static["remaining"] = certain_findings(run_static(
+                code, [c.command for c in commands], reproduce=options.contract))
             static["repair"] = {"applied": True, "diff": "artifacts/debug/static.diff",
                                 "md": "artifacts/debug/static.md"}
             say(f"Static repair applied; {len(static['remaining'])} finding(s) remain.")
@@ -185,6 +288,13 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
     for note in iso.notes:
         say(f"Note: {note}.")
 
+    # -- API grounding: names and keywords against the installed packages ---------------
+    envm.install_requirements(code.get("requirements.txt", ""))
+    if not env.failure:
+        code = await _ground_and_repair(code, env.python, sandbox, ws, caller, options,
+                                        result, previous, commands, logic_json, say)
+        commands = smoke_commands(logic_json, code)
+
     # -- smoke runs and the debug loop -----------------------------------------------------
     rounds: list[dict[str, Any]] = list(previous.get("rounds") or [])
     stop_reason = ""
@@ -217,8 +327,9 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
             break
         n = len(rounds) + 1
         msgs = build_messages(mode="smoke", code=code, commands=commands, logic_json=logic_json,
-                              failure=failure, open_findings=run_static(
-                                  code, [c.command for c in commands]),
+                              failure=failure, open_findings=certain_findings(run_static(
+                                  code, [c.command for c in commands],
+                                  reproduce=options.contract)),
                               prompts_dir=options.prompts_dir)
         ws.write_artifact(f"debug/{n:02d}.log", f"$ {failure.command}\n{failure.output}\n")
         record: dict[str, Any] = {"n": n, "error": failure.output[-1000:], "signature": sig,

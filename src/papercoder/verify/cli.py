@@ -20,6 +20,10 @@ def summary(v: dict[str, Any]) -> tuple[str, bool]:
     found = len(static.get("findings", []))
     head = f"static checks: {found} finding(s)" + (
         f", {left} left after repair" if (static.get("repair") or {}).get("applied") else "")
+    if v.get("grounding"):
+        g = v["grounding"]
+        head += f" · API checks: {len(g.get('findings', []))} finding(s)" + (
+            ", repaired" if (g.get("repair") or {}).get("applied") else "")
     ex = v.get("executability")
     if not ex:
         return head + " · smoke run not requested (--execute runs it)", True
@@ -33,7 +37,8 @@ def summary(v: dict[str, Any]) -> tuple[str, bool]:
 
 def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int,
                python: Path | None, install: bool, allow_network: bool, timeout: float,
-               quiet: bool = False, base_url: str | None = None) -> dict[str, Any]:
+               quiet: bool = False, base_url: str | None = None,
+               smoke: list[str] | None = None) -> dict[str, Any]:
     from papercoder.cli import open_store
     from papercoder.models import get_model
     from papercoder.pipeline.workspace import Workspace
@@ -42,8 +47,9 @@ def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int
     ws = Workspace(out)
     m = ws.load_manifest()
     if m is None:
-        raise ConfigError(f"{out} has no run.json; give an output folder that "
-                              "`papercoder run` wrote.")
+        return run_on_repository(out, execute=execute, model=model, smoke=smoke, quiet=quiet,
+                                 debug_rounds=debug_rounds, python=python, install=install,
+                                 allow_network=allow_network, timeout=timeout)
     name = model or m.settings.get("model") or m.model or None
     try:
         mdl = get_model(name, base_url=base_url or m.settings.get("base_url")) if name else None
@@ -63,17 +69,81 @@ def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int
                                      run_id=m.run_id))
 
 
-def report(v: dict[str, Any]) -> None:
-    line, ok = summary(v)
-    from papercoder.verify import plain
+def run_on_repository(path: Path, *, execute: bool, model: str | None,
+                      smoke: list[str] | None = None, quiet: bool = False,
+                      **kw: Any) -> dict[str, Any]:
+    """A folder `papercoder run` did not write: its static checks; with --execute (and
+    --smoke) a copy is checked against the installed APIs and run in the sandbox, repaired
+    only with -m. The folder itself is never edited."""
+    from papercoder.verify import check_repository
 
-    console.print(Text(plain(("ok: " if ok else "FAILED: ") + line)), soft_wrap=True)
+    if execute or model:
+        import tempfile
+
+        from papercoder.cli import open_store
+        from papercoder.models import get_model
+        from papercoder.verify import VerifyOptions, prepare_repository, verify_output
+
+        if execute and not smoke:
+            raise ConfigError("--execute on a repository papercoder did not write needs the "
+                              "command to run: add --smoke 'python train.py --epochs 1'.")
+        check_repository(path)  # refuses a folder without Python files
+        out = prepare_repository(path, Path(tempfile.mkdtemp(prefix="papercoder-verify-")),
+                                 smoke or [])
+        mdl = get_model(model) if model else None
+        opts = VerifyOptions(execute=execute, quiet=quiet, contract=False,
+                             static_repair=mdl is not None, **kw)
+        v = asyncio.run(verify_output(out, model=mdl, store=open_store(), options=opts))
+        v["work_folder"] = str(out)
+        return v
+    found = check_repository(path)
+    certain = [f for f in found if f.get("certain", True)]
+    return {"repository": str(path), "static": {
+        "findings": certain, "notes": [f for f in found if f not in certain]}}
+
+
+def report(v: dict[str, Any], as_json: bool = False) -> None:
+    from papercoder.verify import finding_lines, plain
+
+    static = v.get("static", {})
+    if as_json:
+        g = v.get("grounding") or {}
+        for line in finding_lines(list(static.get("findings", [])) +
+                                  list(static.get("notes", [])) +
+                                  list(g.get("findings", [])) + list(g.get("notes", []))):
+            print(line)
+        if "repository" in v:
+            if static.get("findings"):
+                raise typer.Exit(1)
+            return
+    if "repository" in v:
+        from papercoder.verify import where
+
+        for f in static.get("findings", []):
+            console.print(Text(plain(f"{where(f)} [{f.get('check')}] {f.get('message')}")),
+                          soft_wrap=True)
+        for f in static.get("notes", []):
+            console.print(Text(plain(f"note: {where(f)} [{f.get('check')}] "
+                                     f"{f.get('message')}")), soft_wrap=True)
+        n, k = len(static.get("findings", [])), len(static.get("notes", []))
+        console.print(Text(plain(("ok: " if not n else "FAILED: ") + f"static checks: {n} "
+                                 f"certain finding(s), {k} note(s)")), soft_wrap=True)
+        if n:
+            raise typer.Exit(1)
+        return
+    line, ok = summary(v)
+    if v.get("work_folder") and not as_json:
+        console.print(Text(plain(f"Work copy and results: {v['work_folder']}")),
+                      soft_wrap=True)
+    if not as_json:
+        console.print(Text(plain(("ok: " if ok else "FAILED: ") + line)), soft_wrap=True)
     if not ok:
         raise typer.Exit(1)
 
 
 def verify(
-    out: Path = typer.Argument(..., help="An output folder written by `papercoder run`."),
+    out: Path = typer.Argument(..., help="An output folder written by `papercoder run`, or "
+                               "any repository folder (static checks only)."),
     execute: bool = typer.Option(False, "--execute", help="Also run the smoke commands in a "
                                  "sandbox and repair what fails."),
     model: str | None = typer.Option(None, "-m", "--model", help="Model for repairs (default: "
@@ -87,8 +157,13 @@ def verify(
     allow_network: bool = typer.Option(False, "--allow-network", help="Let the generated "
                                        "code use the network (e.g. to download datasets)."),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds per smoke command."),
+    as_json: bool = typer.Option(False, "--json", help="Print the static findings as JSON "
+                                 "Lines (file, line, check, certain, message)."),
+    smoke: list[str] | None = typer.Option(None, "--smoke", help="On a repository papercoder "
+                                           "did not write: the command --execute runs."),
 ) -> None:
     """Check the generated repository; with --execute run it and debug it until it runs."""
     v = run_verify(out, model=model, execute=execute, debug_rounds=debug_rounds, python=python,
-                   install=not no_install, allow_network=allow_network, timeout=timeout)
-    report(v)
+                   install=not no_install, allow_network=allow_network, timeout=timeout,
+                   quiet=as_json, smoke=smoke)
+    report(v, as_json)

@@ -1,9 +1,15 @@
-"""Which pip distributions a repository's imports need, and whether requirements.txt has them.
+"""Which pip distributions a repository's imports need, and whether its requirements have them.
 
 Import names map to distributions through the packaged table (``data/import_names.yaml``,
 for packages that may not be installed) and the installed distributions' own metadata
-(``importlib.metadata.packages_distributions``). Standard-library modules
-(``sys.stdlib_module_names``) and the repository's own modules are left out.
+(``importlib.metadata``). Standard-library modules (``sys.stdlib_module_names``), modules of
+the repository (anywhere in it) and availability-guarded imports (``try/except ImportError``,
+``if is_x_available():``, ``if TYPE_CHECKING:``) are left out.
+
+A missing requirement is *certain* only when the import's distribution is known, is not a
+known PyPI trap (``data/pypi_traps.yaml``: apex, clip, models, ...) and nothing the
+requirements install brings it in, counting transitive dependencies from installed metadata
+or ``data/requires.yaml``. When a requirement's dependencies are unknown, it is a note.
 """
 
 from __future__ import annotations
@@ -11,9 +17,11 @@ from __future__ import annotations
 import ast
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata, resources
+from typing import Any
 
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
@@ -21,49 +29,140 @@ from packaging.utils import canonicalize_name
 
 from papercoder.pipeline.answers import parse_python
 
+Finding = dict[str, Any]
+
+
+def _data(name: str) -> Any:
+    text = resources.files("papercoder.verify").joinpath(f"data/{name}").read_text(
+        encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
 
 @lru_cache(maxsize=1)
 def import_table() -> dict[str, list[str]]:
-    text = resources.files("papercoder.verify").joinpath("data/import_names.yaml").read_text(
-        encoding="utf-8")
-    data = yaml.safe_load(text) or {}
-    return {str(k): [str(x) for x in v] for k, v in data.items()}
+    return {str(k): [str(x) for x in v] for k, v in _data("import_names.yaml").items()}
 
 
 @lru_cache(maxsize=1)
-def _installed_map() -> dict[str, list[str]]:
+def pypi_traps() -> dict[str, str]:
+    return {str(k): str(v) for k, v in _data("pypi_traps.yaml").items()}
+
+
+@lru_cache(maxsize=1)
+def requires_table() -> dict[str, list[str]]:
+    return {canonicalize_name(str(k)): [canonicalize_name(str(x)) for x in (v or [])]
+            for k, v in _data("requires.yaml").items()}
+
+
+def decode_text(raw: bytes) -> str | None:
+    """Text of a file in any common encoding: UTF-8 (with or without BOM), UTF-16/32 with a
+    BOM (what ``pip freeze >`` writes in PowerShell), or UTF-16 without one. None if binary."""
+    boms = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"),
+            (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+    for bom, enc in boms:
+        if raw.startswith(bom):
+            try:
+                return raw.decode(enc)
+            except UnicodeDecodeError:
+                return None
     try:
-        return {k: list(v) for k, v in metadata.packages_distributions().items()}
-    except Exception:  # noqa: BLE001 - broken metadata must not stop the checks
-        return {}
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if len(raw) >= 4 and raw[1::2].count(0) > len(raw) // 4:  # UTF-16-LE text without BOM
+        try:
+            return raw.decode("utf-16-le")
+        except UnicodeDecodeError:
+            return None
+    return None
 
 
-def distributions_for(module: str) -> list[str]:
-    """Canonical distribution names that may provide top-level ``module`` (never empty)."""
-    names = list(import_table().get(module, [])) + _installed_map().get(module, [])
-    names.append(module)  # most packages share their import name
+class Installed:
+    """Installed distributions (of the current interpreter, or of given site-packages
+    folders): which provide a top-level module, and what each requires."""
+
+    def __init__(self, paths: list[str] | None = None) -> None:
+        self.modules: dict[str, list[str]] = {}
+        self.requires: dict[str, list[str]] = {}
+        try:
+            dists = list(metadata.distributions(path=paths) if paths is not None
+                         else metadata.distributions())
+        except Exception:  # noqa: BLE001 - broken metadata must not stop the checks
+            dists = []
+        for d in dists:
+            try:
+                name = canonicalize_name(d.metadata["Name"] or "")
+                reqs = d.requires or []
+                top = (d.read_text("top_level.txt") or "").split()
+                files = d.files or []
+            except Exception:  # noqa: BLE001
+                continue
+            if not name:
+                continue
+            deps: list[str] = []
+            for r in reqs:
+                try:
+                    req = Requirement(r)
+                except InvalidRequirement:
+                    continue
+                if req.marker is not None and "extra" in str(req.marker):
+                    continue
+                deps.append(canonicalize_name(req.name))
+            self.requires[name] = deps
+            tops = set(top)
+            for f in files:
+                parts = f.parts
+                if parts and not parts[0].endswith((".dist-info", ".egg-info")) and \
+                        parts[0] not in ("..", "__pycache__"):
+                    head = parts[0]
+                    if head.endswith(".py"):
+                        head = head[:-3]
+                    if head.isidentifier():
+                        tops.add(head)
+            for t in tops:
+                self.modules.setdefault(t, []).append(name)
+
+
+@lru_cache(maxsize=1)
+def current_installed() -> Installed:
+    return Installed()
+
+
+def distributions_for(module: str, installed: Installed | None = None) -> tuple[list[str], bool]:
+    """Canonical distribution names that may provide top-level ``module`` (never empty), and
+    whether that is known (from the table or installed metadata) rather than guessed."""
+    inst = installed or current_installed()
+    known = list(import_table().get(module, [])) + inst.modules.get(module, [])
+    names = [*known, module]  # most packages share their import name
     out: list[str] = []
     for n in names:
         c = canonicalize_name(n)
         if c not in out:
             out.append(c)
-    return out
+    return out, bool(known)
 
 
 def local_modules(files: Mapping[str, str] | list[str]) -> set[str]:
-    """Top-level names the repository itself provides (modules and package folders)."""
+    """Names the repository itself provides as modules or packages, at any depth (a script
+    in a folder imports its siblings by their bare name)."""
     out: set[str] = set()
     for f in files:
-        first = f.split("/", 1)[0]
+        parts = f.split("/")
         if f.endswith(".py"):
-            out.add(first[:-3] if "/" not in f else first)
-        elif "/" in f:
-            out.add(first)
+            out.add(parts[-1][:-3])
+        for folder in parts[:-1]:
+            if f.endswith(".py"):
+                out.add(folder)
     return out
 
 
-def _optional(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
-    """An import inside ``try: ... except ImportError`` (or a bare except) is optional."""
+_GUARD_CALL = re.compile(r"available|find_spec|find_loader|importable|has_|installed",
+                         re.IGNORECASE)
+
+
+def _guarded(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    """An import under ``try: ... except ImportError`` (or a bare/Exception handler), or under
+    an ``if`` that tests availability, ``TYPE_CHECKING``, the platform or the version."""
     cur = node
     while cur in parents:
         par = parents[cur]
@@ -71,14 +170,21 @@ def _optional(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
             for h in par.handlers:
                 names = [h.type] if not isinstance(h.type, ast.Tuple) else list(h.type.elts)
                 if h.type is None or any(isinstance(t, ast.Name) and t.id in (
-                        "ImportError", "ModuleNotFoundError", "Exception") for t in names):
+                        "ImportError", "ModuleNotFoundError", "Exception", "BaseException")
+                        for t in names):
                     return True
+        if isinstance(par, ast.If):
+            test = ast.unparse(par.test) if hasattr(ast, "unparse") else ""
+            if _GUARD_CALL.search(test) or any(w in test for w in (
+                    "TYPE_CHECKING", "sys.platform", "platform", "version_info", "os.name",
+                    "importlib", "sys.modules")):
+                return True
         cur = par
     return False
 
 
 def imported_modules(source: str) -> list[tuple[str, int]]:
-    """(top-level module, line) of each absolute, non-optional import in ``source``."""
+    """(top-level module, line) of each absolute, unguarded import in ``source``."""
     try:
         tree = parse_python(source)
     except SyntaxError:
@@ -92,53 +198,281 @@ def imported_modules(source: str) -> list[tuple[str, int]]:
             mods = [node.module]
         else:
             continue
-        if _optional(node, parents):
+        if _guarded(node, parents):
             continue
         out += [(m.split(".")[0], node.lineno) for m in mods]
-    return out
+    return sorted(out, key=lambda x: x[1])
 
 
-def parse_requirements(text: str) -> tuple[set[str], list[str]]:
-    """Canonical names required by a requirements.txt, and the lines that are not specs."""
-    names: set[str] = set()
-    bad: list[str] = []
-    for raw in text.splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
+@dataclass
+class Requirements:
+    """What a repository's dependency declarations name."""
+    names: set[str] = field(default_factory=set)
+    bad: list[tuple[str, int, str]] = field(default_factory=list)
+    """(file, line, text) of lines pip cannot read."""
+    unnamed: list[str] = field(default_factory=list)
+    """URL or path requirements whose distribution name is not written (unknown content)."""
+    conda: list[str] = field(default_factory=list)
+    """Requirements files that are conda exports."""
+    sources: list[str] = field(default_factory=list)
+
+
+_EGG = re.compile(r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
+_CONDA_LINE = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]*)=[^=\s]+(=[^=\s]+)?$")
+_URL = re.compile(r"^(git|hg|svn|bzr)\+|^[a-z]+://|^file:|^\.{0,2}/|\.(whl|zip|tar\.gz|tgz)$",
+                  re.IGNORECASE)
+
+
+def _is_conda_export(lines: list[str]) -> bool:
+    text = "\n".join(lines[:5])
+    if "conda create" in text or "@EXPLICIT" in text or "platform: " in text:
+        return True
+    specs = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    conda = [ln for ln in specs if _CONDA_LINE.match(ln.strip()) and "==" not in ln]
+    return len(specs) >= 3 and len(conda) >= 0.6 * len(specs)
+
+
+def parse_requirements(text: str, file: str = "requirements.txt",
+                       into: Requirements | None = None,
+                       files: Mapping[str, str] | None = None, depth: int = 0) -> Requirements:
+    """Names a requirements file requires (following ``-r`` includes within ``files``)."""
+    req = into or Requirements()
+    req.sources.append(file)
+    # Joined continuation lines, with their first line number.
+    lines: list[tuple[int, str]] = []
+    buf, start = "", 0
+    for i, raw in enumerate(text.splitlines(), 1):
+        if not buf:
+            start = i
+        if raw.endswith("\\"):
+            buf += raw[:-1] + " "
+            continue
+        lines.append((start, buf + raw))
+        buf = ""
+    if buf:
+        lines.append((start, buf))
+    if _is_conda_export([s for _, s in lines]):
+        req.conda.append(file)
+        for _, s in lines:
+            m = _CONDA_LINE.match(s.strip()) or re.match(r"^([A-Za-z0-9_][\w.-]*)", s.strip())
+            if m and not s.strip().startswith(("#", "@", "http")):
+                req.names.add(canonicalize_name(m.group(1)))
+        return req
+    for lineno, raw in lines:
+        line = re.split(r"(^|\s)#", raw, maxsplit=1)[0].strip()
+        if not line:
             continue
         if line.startswith("-"):
-            continue  # pip options (-r, -c, --index-url): not ours to judge
-        try:
-            names.add(canonicalize_name(Requirement(line).name))
-        except InvalidRequirement:
-            m = re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*", line)
-            bad.append(line)
-            if m:
-                names.add(canonicalize_name(m.group(0)))
-    return names, bad
-
-
-def missing_requirements(code: Mapping[str, str], requirements_text: str) -> list[dict]:
-    """Findings for third-party imports that requirements.txt does not cover."""
-    local = local_modules(list(code))
-    required, bad = parse_requirements(requirements_text)
-    findings: list[dict] = []
-    for line in bad:
-        findings.append({"file": "requirements.txt", "line": None, "kind": "requirement",
-                         "message": f"'{line}' is not a valid pip requirement"})
-    seen: set[str] = set()
-    for f in sorted(code):
-        if not f.endswith(".py"):
+            opt, _, rest = line.partition(" ")
+            if "=" in opt and opt.startswith("--"):
+                opt, _, rest = line.partition("=")
+            rest = rest.strip()
+            if opt in ("-r", "--requirement", "-c", "--constraint"):
+                if opt in ("-r", "--requirement") and files is not None and depth < 5:
+                    base = file.rsplit("/", 1)[0] + "/" if "/" in file else ""
+                    target = (base + rest).replace("/./", "/").lstrip("./") if not \
+                        rest.startswith("/") else rest
+                    if target in files:
+                        parse_requirements(files[target], target, req, files, depth + 1)
+                    else:
+                        req.unnamed.append(line)
+                continue
+            if opt in ("-e", "--editable"):
+                m = _EGG.search(rest)
+                if m:
+                    req.names.add(canonicalize_name(m.group(1)))
+                elif rest not in (".", "./"):
+                    req.unnamed.append(line)
+                continue
+            continue  # other pip options (--index-url, -f, --pre, ...): not ours to judge
+        line = re.sub(r"\s+--?[a-z][\w-]*(=\S+|\s+\S+)?", "", line)  # per-line --hash=...
+        m = _EGG.search(line)
+        if m:
+            req.names.add(canonicalize_name(m.group(1)))
             continue
-        for mod, lineno in imported_modules(code[f]):
-            if mod in seen or mod in local or mod in sys.stdlib_module_names or \
+        if _URL.search(line.split(";")[0].strip()):
+            if line.strip() not in (".", "./"):
+                req.unnamed.append(line)
+            continue
+        try:
+            req.names.add(canonicalize_name(Requirement(line).name))
+        except InvalidRequirement:
+            if "${" in line:
+                req.unnamed.append(line)
+                continue
+            req.bad.append((file, lineno, line))
+            m2 = re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*", line)
+            if m2:
+                req.names.add(canonicalize_name(m2.group(0)))
+    return req
+
+
+def _literal_strings(node: ast.AST) -> list[str]:
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return [e.value for e in node.elts if isinstance(e, ast.Constant) and
+                isinstance(e.value, str)]
+    return []
+
+
+def declared_requirements(code: Mapping[str, str]) -> tuple[Requirements, bool]:
+    """Every dependency declaration of the repository: requirements*.txt files (any folder),
+    setup.py ``install_requires``, pyproject ``[project] dependencies``, setup.cfg and
+    environment.yml; and whether there is any declaration at all."""
+    req = Requirements()
+    found = False
+    for f in sorted(code):
+        base = f.rsplit("/", 1)[-1].lower()
+        if base.endswith(".txt") and "requirement" in base:
+            found = True
+            parse_requirements(code[f], f, req, code)
+        elif base == "setup.py":
+            found = True
+            try:
+                tree = parse_python(code[f])
+            except SyntaxError:
+                req.unnamed.append(f)
+                continue
+            got = False
+            for node in ast.walk(tree):
+                if isinstance(node, ast.keyword) and node.arg in ("install_requires",
+                                                                  "requires"):
+                    vals = _literal_strings(node.value)
+                    if not vals and not isinstance(node.value, (ast.List, ast.Tuple)):
+                        req.unnamed.append(f"{f}: install_requires is computed")
+                    for v in vals:
+                        parse_requirements(v, f, req)
+                    got = True
+            if not got and "install_requires" in code[f]:
+                req.unnamed.append(f"{f}: install_requires is computed")
+        elif base == "pyproject.toml":
+            try:
+                import tomllib
+                data = tomllib.loads(code[f])
+            except (ImportError, ValueError):  # TOMLDecodeError is a ValueError
+                req.unnamed.append(f)
+                continue
+            deps = (data.get("project") or {}).get("dependencies")
+            poetry = ((data.get("tool") or {}).get("poetry") or {}).get("dependencies")
+            if isinstance(deps, list):
+                found = True
+                for v in deps:
+                    if isinstance(v, str):
+                        parse_requirements(v, f, req)
+            if isinstance(poetry, dict):
+                found = True
+                req.names.update(canonicalize_name(str(k)) for k in poetry)
+        elif base == "setup.cfg" and "install_requires" in code[f]:
+            found = True
+            m = re.search(r"install_requires\s*=\s*\n((?:[ \t]+\S.*\n?)+)", code[f])
+            for v in (m.group(1).splitlines() if m else []):
+                parse_requirements(v.strip(), f, req)
+        elif base in ("environment.yml", "environment.yaml", "env.yml", "conda.yaml"):
+            found = True
+            try:
+                data = yaml.safe_load(code[f])
+            except (yaml.YAMLError, RecursionError):
+                continue
+            for dep in (data or {}).get("dependencies", []) if isinstance(data, dict) else []:
+                if isinstance(dep, str):
+                    m = re.match(r"^(?:[\w-]+::)?([A-Za-z0-9_][\w.-]*)", dep)
+                    if m:
+                        req.names.add(canonicalize_name(m.group(1)))
+                elif isinstance(dep, dict) and isinstance(dep.get("pip"), list):
+                    for v in dep["pip"]:
+                        if isinstance(v, str):
+                            parse_requirements(v, f, req)
+    return req, found
+
+
+def _test_file(f: str) -> bool:
+    base = f.rsplit("/", 1)[-1]
+    return base.startswith("test_") or base.endswith("_test.py") or any(
+        part in ("tests", "test", "testing") for part in f.split("/")[:-1])
+
+
+def closure(names: Iterable[str], installed: Installed) -> tuple[set[str], bool]:
+    """Distributions installed by ``names`` and their dependencies, and whether every
+    dependency list was known."""
+    table = requires_table()
+    top = set(names)
+    todo = list(top)
+    seen: set[str] = set()
+    complete = True
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n in installed.requires:
+            todo += installed.requires[n]
+        elif n in table:
+            todo += table[n]
+        elif n in top:
+            complete = False  # (the table's lists are closed: their members count as known)
+    return seen, complete
+
+
+def missing_requirements(code: Mapping[str, str], requirements_text: str | None = None, *,
+                         installed: Installed | None = None) -> list[Finding]:
+    """Findings for third-party imports that the repository's requirements do not cover.
+
+    ``requirements_text`` overrides ``requirements.txt`` (kept for callers that pass it)."""
+    files = dict(code)
+    if requirements_text is not None:
+        files["requirements.txt"] = requirements_text
+    inst = installed or current_installed()
+    local = local_modules(list(files))
+    req, declared = declared_requirements(files)
+    findings: list[Finding] = []
+
+    def add(file: str, line: int | None, message: str, certain: bool) -> None:
+        findings.append({"file": file, "line": line, "check": "requirement",
+                         "kind": "requirement", "certain": certain, "message": message})
+
+    for f in req.conda:
+        add(f, 1, f"{f} is a conda environment export (name=version=build lines), which pip "
+            "cannot install: write pip requirements (name==version), or ship it as "
+            "environment.yml", True)
+    for f, lineno, line in req.bad:
+        add(f, lineno, f"'{line}' is not a valid pip requirement", True)
+    have, complete = closure(req.names, inst)
+    complete = complete and not req.unnamed and not req.conda
+    missing: dict[str, tuple[str, int, list[str], bool]] = {}
+    for f in sorted(files):
+        if not f.endswith(".py") or f.rsplit("/", 1)[-1] in ("setup.py", "conftest.py"):
+            continue
+        for mod, lineno in imported_modules(files[f]):
+            if mod in missing or mod in local or mod in sys.stdlib_module_names or \
                     mod == "__future__":
                 continue
-            dists = distributions_for(mod)
-            if not any(d in required for d in dists):
-                seen.add(mod)
-                findings.append({
-                    "file": f, "line": lineno, "kind": "requirement",
-                    "message": f"imports {mod}, but requirements.txt lists no package that "
-                               f"provides it (add {dists[0]})"})
+            dists, known = distributions_for(mod, inst)
+            if any(d in have for d in dists):
+                continue
+            missing[mod] = (f, lineno, dists, known)
+    if not declared:
+        if missing:
+            first = min(missing.values(), key=lambda v: (v[0], v[1]))
+            mods = sorted(missing)
+            add(first[0], first[1], "the repository has no requirements.txt (nor setup.py, "
+                "pyproject.toml or environment.yml) but imports third-party packages: "
+                + ", ".join(mods[:20]) + ("..." if len(mods) > 20 else ""), True)
+        return findings
+    for mod, (f, lineno, dists, known) in missing.items():
+        trap = pypi_traps().get(mod)
+        head = f"imports {mod}, but the requirements list no package that provides it"
+        if trap:
+            add(f, lineno, f"{head} ({trap})", False)
+        elif not complete:
+            add(f, lineno, f"{head} (add {dists[0]}), unless a requirement whose dependencies "
+                "are not known here installs it", False)
+        elif mod in ("setuptools", "pkg_resources", "pip", "wheel", "distutils") or \
+                _test_file(f):
+            add(f, lineno, f"{head} (add {dists[0]}); "
+                + ("a test-only dependency" if _test_file(f) else
+                   "many environments have it anyway"), False)
+        elif not known:
+            add(f, lineno, f"{head} (which distribution provides it is not known here: add "
+                f"{dists[0]} only if that PyPI package is the one meant)", True)
+        else:
+            add(f, lineno, f"{head} (add {dists[0]})", True)
     return findings

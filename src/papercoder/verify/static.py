@@ -8,8 +8,10 @@ define it), ``requirement``, ``config``, ``reproduce``.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -17,8 +19,8 @@ from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
 from papercoder.pipeline.answers import parse_python
-from papercoder.pipeline.crosscheck import unresolved_imports
-from papercoder.verify.requirements import missing_requirements
+from papercoder.verify.localimports import check_local_imports
+from papercoder.verify.requirements import decode_text, missing_requirements
 
 Finding = dict[str, Any]
 
@@ -38,8 +40,18 @@ _GENERIC_ATTRS = {"get", "items", "keys", "values", "update", "copy", "pop", "se
                   "__dict__", "to_dict", "dict", "model_dump", "__class__", "__getitem__"}
 
 
-def finding(file: str, line: int | None, kind: str, message: str) -> Finding:
-    return {"file": file, "line": line, "kind": kind, "message": message}
+def finding(file: str, line: int | None, check: str, message: str, certain: bool = True) \
+        -> Finding:
+    """A finding: ``certain`` ones (the code will fail, or a requirement is provably missing)
+    go to the repair call; notes are only reported. ``kind`` repeats ``check`` for readers of
+    older run.json files."""
+    return {"file": file, "line": line, "check": check, "kind": check, "certain": certain,
+            "message": message}
+
+
+def certain_findings(findings: list[Finding]) -> list[Finding]:
+    """The findings a repair may act on (older findings without the flag count as certain)."""
+    return [f for f in findings if f.get("certain", True)]
 
 
 def check_syntax(code: Mapping[str, str]) -> tuple[list[Finding], dict[str, ast.Module]]:
@@ -57,7 +69,10 @@ def check_syntax(code: Mapping[str, str]) -> tuple[list[Finding], dict[str, ast.
 def check_pyflakes(trees: Mapping[str, ast.Module]) -> list[Finding]:
     out = []
     for f, tree in trees.items():
-        w = pyflakes_checker.Checker(tree, filename=f)
+        try:
+            w = pyflakes_checker.Checker(tree, filename=f)
+        except RecursionError:
+            continue
         for m in sorted(w.messages, key=lambda m: (m.lineno, m.col)):
             if isinstance(m, _ERRORS):
                 out.append(finding(f, m.lineno, "pyflakes", m.message % m.message_args))
@@ -66,26 +81,49 @@ def check_pyflakes(trees: Mapping[str, ast.Module]) -> list[Finding]:
 
 # -- configuration keys ---------------------------------------------------------------------
 def _yaml_keys(data: Any) -> tuple[set[str], set[tuple[str, ...]]]:
-    """Every key at any depth, and every key path (as tuples, from any node)."""
+    """Every key at any depth, and every key path (as tuples, from any node). Aliases are
+    walked once each: a self-referencing alias (``a: &x [*x]``) does not recurse."""
     keys: set[str] = set()
     paths: set[tuple[str, ...]] = set()
+    done: dict[int, list[tuple[str, ...]]] = {}
 
-    def walk(node: Any) -> list[tuple[str, ...]]:
+    def walk(node: Any, depth: int) -> list[tuple[str, ...]]:
+        if id(node) in done or depth > 200:
+            return done.get(id(node), [])
         here: list[tuple[str, ...]] = []
+        if isinstance(node, (dict, list)):
+            done[id(node)] = here  # an alias back to this node sees it as it is so far
         if isinstance(node, dict):
             for k, v in node.items():
                 k = str(k)
                 keys.add(k)
                 here.append((k,))
-                here += [(k, *rest) for rest in walk(v)]
+                here += [(k, *rest) for rest in walk(v, depth + 1)][:10_000]
         elif isinstance(node, list):
             for v in node:
-                walk(v)
+                walk(v, depth + 1)
         paths.update(here)
         return here
 
-    walk(data)
+    walk(data, 0)
     return keys, paths
+
+
+def _root_paths(data: Any) -> set[tuple[str, ...]]:
+    """Key paths from the document's root (dicts only; aliases walked once)."""
+    out: set[tuple[str, ...]] = set()
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    seen: set[int] = set()
+    while stack and len(out) < 100_000:
+        node, prefix = stack.pop()
+        if not isinstance(node, dict) or id(node) in seen or len(prefix) > 50:
+            continue
+        seen.add(id(node))
+        for k, v in node.items():
+            path = (*prefix, str(k))
+            out.add(path)
+            stack.append((v, path))
+    return out
 
 
 def _config_root(node: ast.AST) -> bool:
@@ -123,6 +161,8 @@ def _class_attributes(trees: Mapping[str, ast.Module]) -> tuple[set[str], bool]:
         for cls in ast.walk(tree):
             if not isinstance(cls, ast.ClassDef) or "config" not in cls.name.lower():
                 continue
+            if cls.bases:  # a subclass (e.g. of a Hugging Face config): inherited attributes
+                dynamic = True
             for stmt in cls.body:  # class-level names: fields, constants, methods
                 if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     attrs.add(stmt.name)
@@ -154,49 +194,321 @@ def _class_attributes(trees: Mapping[str, ast.Module]) -> tuple[set[str], bool]:
     return attrs, dynamic
 
 
-def check_config(code: Mapping[str, str], trees: Mapping[str, ast.Module]) -> list[Finding]:
-    """Keys read as ``config["a"]["b"]`` must exist in config.yaml (as a path from some
-    section); attributes read as ``config.x`` must be defined by a config class or be a key
-    of config.yaml. Reads with a default (``.get``) are not judged."""
-    text = code.get("config.yaml")
+def _assigned_attributes(trees: Mapping[str, ast.Module]) -> set[str]:
+    """Attributes set at run time on anything (``config.tb_logger = ...``, ``setattr(cfg,
+    "x", ...)``) or probed (``hasattr``/``getattr`` with a default): never judged."""
+    out: set[str] = set()
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                out.add(node.attr)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                    node.func.id in ("setattr", "hasattr", "getattr", "delattr") and \
+                    len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and \
+                    isinstance(node.args[1].value, str):
+                out.add(node.args[1].value)
+            elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Constant) and \
+                    isinstance(node.left.value, str):  # "x" in cfg
+                out.add(node.left.value)
+    return out
+
+
+_LOADERS = {"yaml": {"safe_load", "load", "full_load", "unsafe_load"}, "json": {"load"},
+            "OmegaConf": {"load"}, "omegaconf.OmegaConf": {"load"}}
+
+
+def _loader(call: ast.AST) -> str | None:
+    """"dict" or "omegaconf" when ``call`` loads a YAML/JSON document."""
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+        return None
+    owner = ast.unparse(call.func.value)
+    if call.func.attr in _LOADERS.get(owner, set()):
+        return "omegaconf" if "OmegaConf" in owner else "dict"
+    return None
+
+
+@dataclass
+class _Loaded:
+    file: str  # the .py file
+    var: str
+    config: str  # the repository file it loads
+    kind: str  # "dict" or "omegaconf"
+    line: int
+
+
+def _resolve_config_path(text: str, py_file: str, code: Mapping[str, str]) -> str | None:
+    if not text.endswith((".yaml", ".yml", ".json")):
+        return None
+    here = py_file.rsplit("/", 1)[0] + "/" if "/" in py_file else ""
+    for cand in (text.lstrip("./"), here + text.lstrip("./")):
+        if cand in code:
+            return cand
+    return None
+
+
+def _loaded_configs(code: Mapping[str, str], trees: Mapping[str, ast.Module]) -> list[_Loaded]:
+    """Variables assigned straight from loading a configuration file of the repository:
+    ``with open("config.yaml") as f: cfg = yaml.safe_load(f)`` or
+    ``cfg = OmegaConf.load("configs/x.yaml")``."""
+    out: list[_Loaded] = []
+    for f, tree in trees.items():
+        handles: dict[int, str] = {}  # id(loader call) -> path of the handle it reads
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.With, ast.AsyncWith)):
+                continue
+            opened: dict[str, str] = {}
+            for item in node.items:
+                c = item.context_expr
+                if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and \
+                        c.func.id == "open" and c.args and \
+                        isinstance(c.args[0], ast.Constant) and \
+                        isinstance(c.args[0].value, str) and \
+                        isinstance(item.optional_vars, ast.Name):
+                    opened[item.optional_vars.id] = c.args[0].value
+            for stmt in node.body:
+                for sub in ast.walk(stmt):
+                    if isinstance(sub, ast.Call) and sub.args and \
+                            isinstance(sub.args[0], ast.Name) and sub.args[0].id in opened:
+                        handles[id(sub)] = opened[sub.args[0].id]
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and
+                    isinstance(node.targets[0], ast.Name)):
+                continue
+            kind = _loader(node.value)
+            if kind is None:
+                continue
+            assert isinstance(node.value, ast.Call)
+            arg = node.value.args[0] if node.value.args else None
+            path: str | None = handles.get(id(node.value))
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                path = arg.value
+            elif isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and \
+                    arg.func.id == "open" and arg.args and \
+                    isinstance(arg.args[0], ast.Constant) and isinstance(arg.args[0].value, str):
+                path = arg.args[0].value
+            target = _resolve_config_path(path, f, code) if path else None
+            if target:
+                out.append(_Loaded(f, node.targets[0].id, target, kind, node.lineno))
+    return out
+
+
+def _var_is_changed(tree: ast.Module, var: str, loads: int) -> bool:
+    """True when ``var`` may gain keys: assigned more than once, written into, merged, or
+    handed to a function (which may add keys)."""
+    assigned = 0
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == var and isinstance(node.ctx, ast.Store):
+            assigned += 1
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            base: ast.AST = node
+            while isinstance(base, ast.Subscript):
+                base = base.value
+            if isinstance(base, ast.Name) and base.id == var:
+                return True
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and \
+                isinstance(node.value, ast.Name) and node.value.id == var:
+            return True
+        elif isinstance(node, ast.Call):
+            fn = node.func
+            if isinstance(fn, ast.Attribute) and isinstance(fn.value, ast.Name) and \
+                    fn.value.id == var and fn.attr not in ("get", "keys", "items", "values"):
+                return True
+            for a in [*node.args, *(k.value for k in node.keywords)]:
+                if isinstance(a, ast.Name) and a.id == var:
+                    return True
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and \
+                node.target.id == var:
+            return True
+    return assigned > loads
+
+
+def _guarded_read(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    cur = node
+    while cur in parents:
+        par = parents[cur]
+        if isinstance(par, ast.Try) and cur in par.body:
+            return True
+        if isinstance(par, (ast.If, ast.IfExp)) and cur is not par.test and (
+                "in " in ast.unparse(par.test) or "hasattr" in ast.unparse(par.test)):
+            return True
+        cur = par
+    return False
+
+
+def _parse_config(text: str, name: str) -> tuple[Any, Finding | None]:
     try:
-        data = yaml.safe_load(text) if text is not None else None
+        return (json.loads(text) if name.endswith(".json") else yaml.safe_load(text)), None
     except RecursionError:
-        return [finding("config.yaml", None, "config", "is not valid YAML (nested too deeply)")]
-    except yaml.YAMLError as e:
-        return [finding("config.yaml", None, "config", f"is not valid YAML ({e})".replace(
-            "\n", " "))]
+        return None, finding(name, 1, "config", "is not valid YAML (nested too deeply)")
+    except (yaml.YAMLError, ValueError) as e:
+        mark = getattr(e, "problem_mark", None)
+        line = (mark.line + 1) if mark is not None else 1
+        fmt = "JSON" if name.endswith(".json") else "YAML"
+        return None, finding(name, line, "config", f"is not valid {fmt} ({e})".replace(
+            "\n", " "))
+
+
+def check_config(code: Mapping[str, str], trees: Mapping[str, ast.Module]) -> list[Finding]:
+    """Config reads judged against the configuration file the code provably loads.
+
+    Certain: ``cfg["a"]["b"]`` (or ``cfg.a.b`` on an ``OmegaConf.load`` result) where ``cfg``
+    is assigned once, straight from loading a YAML/JSON file of the repository, never changed
+    or handed to a function, the read is not guarded, and the file has no such key path.
+    Notes: reads on other config-looking objects against config.yaml or the config classes,
+    leaving out attributes assigned at run time and probed ones (hasattr, getattr, ``in``)."""
+    out: list[Finding] = []
+    docs: dict[str, Any] = {}
+    for name in sorted({"config.yaml", *(x.config for x in _loaded_configs(code, trees))}):
+        if name not in code:
+            continue
+        data, bad = _parse_config(code[name], name)
+        if bad is not None:
+            out.append(bad)
+        else:
+            docs[name] = data
+    loaded = [x for x in _loaded_configs(code, trees) if x.config in docs]
+    judged: set[tuple[str, int]] = set()
+    seen: set[tuple[str, str]] = set()
+    for ld in loaded:
+        tree = trees[ld.file]
+        data = docs[ld.config]
+        if not isinstance(data, dict):
+            continue
+        same = [x for x in loaded if x.file == ld.file and x.var == ld.var]
+        if len({x.config for x in same}) != 1:
+            continue
+        changed = _var_is_changed(tree, ld.var, len(same))
+        roots = _root_paths(data)
+        parents = {c: n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+        for node in ast.walk(tree):
+            path: tuple[str, ...] | None = None
+            if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+                chain = _subscript_chain(node)
+                if chain and isinstance(chain[0], ast.Name) and chain[0].id == ld.var:
+                    path = tuple(chain[1])
+            elif ld.kind == "omegaconf" and isinstance(node, ast.Attribute) and \
+                    isinstance(node.ctx, ast.Load):
+                parts: list[str] = []
+                cur: ast.AST = node
+                while isinstance(cur, ast.Attribute):
+                    parts.insert(0, cur.attr)
+                    cur = cur.value
+                if isinstance(cur, ast.Name) and cur.id == ld.var and not any(
+                        p in _GENERIC_ATTRS or p.startswith("_") for p in parts):
+                    path = tuple(parts)
+            if not path or path in roots:
+                continue
+            if isinstance(parents.get(node), (ast.Subscript, ast.Attribute)) and \
+                    getattr(parents[node], "value", None) is node:
+                continue  # judged at the longest chain
+            judged.update((ld.file, n.lineno) for n in ast.walk(node)
+                          if isinstance(n, (ast.expr, ast.stmt)))
+            key = (ld.file, ".".join(path))
+            if key in seen:
+                continue
+            seen.add(key)
+            certain = not changed and not _guarded_read(node, parents)
+            out.append(finding(ld.file, getattr(node, "lineno", 1), "config",
+                               f"reads config key {'.'.join(path)!r}, which {ld.config} "
+                               f"(loaded at line {ld.line}) does not define", certain))
+    out += _instance_reads(trees, judged, seen)
+    out += _config_notes(code, trees, docs.get("config.yaml"), judged, seen)
+    return out
+
+
+def _plain_class_attributes(cls: ast.ClassDef) -> set[str] | None:
+    """Attributes of a class with no base classes and nothing dynamic (None otherwise)."""
+    if [b for b in cls.bases if not (isinstance(b, ast.Name) and b.id == "object")] or \
+            cls.decorator_list or cls.keywords:
+        return None
+    one = {cls.name: cls}
+    attrs, dynamic = _class_attributes({"": ast.Module(body=list(one.values()),
+                                                        type_ignores=[])})
+    return None if dynamic else attrs | {"__class__", "__dict__"}
+
+
+def _instance_reads(trees: Mapping[str, ast.Module], judged: set[tuple[str, int]],
+                    seen: set[tuple[str, str]]) -> list[Finding]:
+    """``config = Config(); config.x`` where ``Config`` is a plain class of the repository
+    (no bases, decorators or dynamic attributes) that never gets ``x``: certain."""
+    classes: dict[str, list[ast.ClassDef]] = {}
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                classes.setdefault(node.name, []).append(node)
+    runtime = _assigned_attributes(trees)
+    out: list[Finding] = []
+    for f, tree in trees.items():
+        stores: dict[str, list[ast.AST]] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                stores.setdefault(node.id, []).append(node)
+        parents = {c: n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and
+                    isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Call)
+                    and isinstance(node.value.func, ast.Name)):
+                continue
+            var, cname = node.targets[0].id, node.value.func.id
+            defs = classes.get(cname, [])
+            if len(defs) != 1 or len(stores.get(var, [])) != 1 or not (
+                    "config" in cname.lower() or _config_root(node.targets[0])):
+                continue
+            attrs = _plain_class_attributes(defs[0])
+            if attrs is None:
+                continue
+            for read in ast.walk(tree):
+                if not (isinstance(read, ast.Attribute) and isinstance(read.ctx, ast.Load) and
+                        isinstance(read.value, ast.Name) and read.value.id == var):
+                    continue
+                name = read.attr
+                if name in attrs or name in runtime or (f, name) in seen:
+                    continue
+                seen.add((f, name))
+                judged.add((f, read.lineno))
+                out.append(finding(f, read.lineno, "config",
+                                   f"reads config attribute {name!r}, which the class "
+                                   f"{cname} does not define",
+                                   not _guarded_read(read, parents)))
+    return out
+
+
+def _config_notes(code: Mapping[str, str], trees: Mapping[str, ast.Module], data: Any,
+                  judged: set[tuple[str, int]], seen: set[tuple[str, str]]) -> list[Finding]:
+    """Reads on config-looking names that no provable load backs: notes only."""
     keys, paths = _yaml_keys(data) if isinstance(data, dict) else (set(), set())
     attrs, dynamic = _class_attributes(trees)
     has_classes = bool(attrs)
+    runtime = _assigned_attributes(trees)
     out: list[Finding] = []
-    seen: set[tuple[str, str]] = set()
     for f, tree in trees.items():
         for node in ast.walk(tree):
+            if (f, getattr(node, "lineno", -1)) in judged:
+                continue
             if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and keys:
                 chain = _subscript_chain(node)
                 if chain is None or not _config_root(chain[0]):
                     continue
                 path = tuple(chain[1])
-                if path in paths or (f, ".".join(path)) in seen:
+                if path in paths or path[-1] in runtime or (f, ".".join(path)) in seen:
                     continue
-                # Report each chain once, at its longest form.
                 seen.update((f, ".".join(path[:i])) for i in range(1, len(path) + 1))
                 out.append(finding(f, node.lineno, "config",
                                    f"reads config key {'.'.join(path)!r}, which config.yaml "
-                                   "does not define"))
+                                   "does not define (config.yaml is not shown to be what this "
+                                   "object holds)", False))
             elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and \
                     _config_root(node.value) and not dynamic and (keys or has_classes):
                 name = node.attr
                 if name in attrs or name in keys or name in _GENERIC_ATTRS or \
-                        name.startswith("__") or (f, name) in seen:
+                        name in runtime or name.startswith("__") or (f, name) in seen:
                     continue
                 seen.add((f, name))
                 where = "the config class" + (" or config.yaml" if keys else "") \
                     if has_classes else "config.yaml"
                 out.append(finding(f, node.lineno, "config",
                                    f"reads config attribute {name!r}, which {where} does "
-                                   "not define"))
+                                   "not define (the object may come from elsewhere)", False))
     return out
 
 
@@ -204,13 +516,13 @@ def check_config(code: Mapping[str, str], trees: Mapping[str, ast.Module]) -> li
 def check_reproduce(code: Mapping[str, str], smoke_commands: list[str]) -> list[Finding]:
     out = []
     if "reproduce.sh" not in code:
-        out.append(finding("reproduce.sh", None, "reproduce",
+        out.append(finding("reproduce.sh", 1, "reproduce",
                            "is missing: add a bash script at the repository root that runs "
                            "the experiments and passes its arguments on (--smoke)"))
     wired = any("--smoke" in src or "smoke" in re.findall(r"[\w]+", src)
                 for f, src in code.items() if f.endswith((".py", ".sh")))
     if not wired:
-        out.append(finding("main.py" if "main.py" in code else "reproduce.sh", None,
+        out.append(finding("main.py" if "main.py" in code else "reproduce.sh", 1,
                            "reproduce", "no entry point accepts --smoke: add a smoke mode "
                            "(tiny sizes, few steps, seeded, synthetic data when the real "
                            "data is absent, metrics to results/metrics.json)"))
@@ -219,23 +531,28 @@ def check_reproduce(code: Mapping[str, str], smoke_commands: list[str]) -> list[
             w = word.strip("'\"")
             if w.endswith((".py", ".sh")) and "/" not in w.lstrip("./") and \
                     w.lstrip("./") not in code:
-                out.append(finding(w.lstrip("./"), None, "reproduce",
+                out.append(finding(w.lstrip("./"), 1, "reproduce",
                                    f"the smoke command {cmd!r} runs {w}, which does not exist"))
     return out
 
 
-def run_static(code: Mapping[str, str], smoke_commands: list[str] | None = None) \
-        -> list[Finding]:
-    """All static checks over ``code`` (repository path -> text)."""
+def run_static(code: Mapping[str, str], smoke_commands: list[str] | None = None, *,
+               reproduce: bool = True) -> list[Finding]:
+    """All static checks over ``code`` (repository path -> text). ``reproduce`` checks
+    papercoder's own contract (reproduce.sh, --smoke); off for other repositories."""
     findings, trees = check_syntax(code)
     findings += check_pyflakes(trees)
     parsed = {f: s for f, s in code.items() if f in trees or not f.endswith(".py")}
-    for problem in unresolved_imports(parsed):
-        file = problem.split(" ", 1)[0]
-        findings.append(finding(file, None, "import", problem[len(file) + 1:]))
-    findings += missing_requirements(parsed, code.get("requirements.txt", ""))
+    for p in check_local_imports(parsed):
+        names = ", ".join(p.missing)
+        findings.append(finding(p.file, p.line, "import",
+                                f"imports {names} from {p.module_file}, which does not "
+                                f"define {'it' if len(p.missing) == 1 else 'them'}"
+                                + (f" (not certain: {p.why})" if p.why else ""), p.certain))
+    findings += missing_requirements(parsed)
     findings += check_config(code, trees)
-    findings += check_reproduce(code, smoke_commands or [])
+    if reproduce:
+        findings += check_reproduce(code, smoke_commands or [])
     return findings
 
 
@@ -254,7 +571,9 @@ def read_repo(repo: Any) -> dict[str, str]:
         if p.is_symlink() or not p.is_file() or p.stat().st_size > 2_000_000:
             continue
         try:
-            out[rel] = p.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
+            text = decode_text(p.read_bytes())
+        except OSError:
             continue
+        if text is not None:
+            out[rel] = text
     return out
