@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from papercoder import yamlsafe
 from papercoder.errors import ConfigError, ModelOutputError
 from papercoder.models.base import Completion, Message, Schema, Usage, loggable
 from papercoder.tokens import estimate_messages, estimate_tokens
@@ -84,7 +85,7 @@ class ScriptedModel:
             return cls.from_recording(p)
         try:
             text = p.read_text(encoding="utf-8")
-            data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+            data = json.loads(text) if p.suffix == ".json" else yamlsafe.load(text)
         except FileNotFoundError:
             raise ConfigError(f"The script file {p} does not exist; check the path after "
                               "'scripted:'.") from None
