@@ -84,12 +84,29 @@ class _BoundedLoader(yaml.SafeLoader):
         return node
 
 
+def _bracket_depth(text: str | bytes) -> int:
+    """An upper bound on the nesting of flow collections: [ and { not yet closed."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    deepest = depth = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
 def load(text: str | bytes, *, max_chars: int = MAX_CHARS, max_nodes: int = MAX_NODES,
          max_depth: int = MAX_DEPTH) -> Any:
     """``yaml.safe_load`` within bounds; YamlRefused (a yaml.YAMLError) when outside them."""
     if len(text) > max_chars:
         raise YamlRefused(f"it is {len(text):,} characters long, over the limit of "
                           f"{max_chars:,}")
+    # PyYAML's scanner takes time quadratic in the nesting of [ and {: bound it before.
+    if _bracket_depth(text) > max_depth:
+        raise YamlRefused(f"its brackets nest more than {max_depth} levels deep")
     loader = _BoundedLoader(text)
     loader.max_nodes, loader.max_depth = max_nodes, max_depth
     try:
