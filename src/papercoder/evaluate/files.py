@@ -130,13 +130,14 @@ def notebook_code(raw: bytes) -> str:
         raise ValueError("its JSON is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("it is not a notebook (no JSON object)")
-    cells = data.get("cells")
-    if cells is None and isinstance(data.get("worksheets"), list):  # nbformat 3
-        cells = [c for w in data["worksheets"] if isinstance(w, dict)
-                 for c in (w.get("cells") if isinstance(w.get("cells"), list) else [])]
+    cells: object = data.get("cells")
+    sheets = data.get("worksheets")
+    if cells is None and isinstance(sheets, list):  # nbformat 3
+        cells = [c for w in sheets if isinstance(w, dict) and isinstance(w.get("cells"), list)
+                 for c in w["cells"]]
     if not isinstance(cells, list):
         raise ValueError("it is not a notebook (no list of cells)")
-    parts = []
+    parts: list[str] = []
     for n, cell in enumerate(cells, 1):
         code = _cell_source(cell)
         if code is None or not code.strip():
