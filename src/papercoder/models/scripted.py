@@ -123,12 +123,12 @@ class ScriptedModel:
                 return answers[min(i, len(answers) - 1)]
         keys = ([f"{stage}:{file}"] if file else []) + ([stage] if stage else []) + ["*"]
         for key in keys:
-            answers = self._keyed.get(key)
-            if answers:
+            keyed = self._keyed.get(key)
+            if keyed:
                 i = self._used.get(key, 0)
                 self._used[key] = i + 1
                 # The last answer repeats, so re-asks and reruns stay deterministic.
-                return answers[min(i, len(answers) - 1)]
+                return keyed[min(i, len(keyed) - 1)]
         if self._ordered:
             i = self._used.get("", 0)
             if i >= len(self._ordered):
