@@ -108,3 +108,21 @@ def test_a_notebook_too_large_is_left_out_unread(tmp_path: Path,
     files, left = F.collect(repo)
     assert [f.path for f in files] == ["main.py"]
     assert left[0].path == "big.ipynb" and "not read" in left[0].reason
+
+
+def test_an_output_folders_repo_hides_nothing_that_looks_like_our_results(
+        tmp_path: Path) -> None:
+    """papercoder writes an output folder's results beside repo/, so a model-written
+    repo/eval/<mode>-<judge>/ with a summary.json is the repository's code, shown."""
+    from papercoder.models.scripted import ScriptedModel
+    from papercoder.store import Store
+
+    out = tmp_path / "out"
+    eh.write_repo(out / "repo", dict(eh.REAL_CODE, **{
+        "eval/reference-free-x/summary.json": "{}",
+        "eval/reference-free-x/score.py": "def score_run(r):\n    return r\n"}))
+    (out / "run.json").write_text(json.dumps({"run_id": "x"}))
+    s = eh.run_eval(out, ScriptedModel({"eval": eh.score_answer(4)}),
+                    Store(tmp_path / "s.db"), tmp_path, samples=1)
+    assert "eval/reference-free-x/score.py" in s["files_shown"]
+    assert not any("reference-free-x" in x["path"] for x in s["files_left_out"])

@@ -95,11 +95,13 @@ def result_dir(target: Path, judge: str, options: EvalOptions) -> Path:
 OWN_RESULTS = "papercoder's own evaluation results"
 
 
-def own_results(repo: Path, out_dir: Path | None) -> dict[str, str]:
-    """The folders of ``repo`` that papercoder's own evaluations wrote (the results folder of
-    this evaluation, and ``eval/<mode>-<judge>/`` folders holding a summary.json), with the
-    reason they are left out. Everything else, the repository's own ``eval/`` included, is
-    shown. An output folder's results live beside its repo/, so nothing is left out there."""
+def own_results(t: Target, out_dir: Path | None) -> dict[str, str]:
+    """The folders of the repository that papercoder's own evaluations wrote (the results
+    folder of this evaluation, and ``eval/<mode>-<judge>/`` folders holding a summary.json),
+    with the reason they are left out. Everything else, the repository's own ``eval/``
+    included, is shown. An output folder's results live beside its repo/, so there only an
+    explicit ``--out`` inside repo/ is left out."""
+    repo = t.repo
     out: dict[str, str] = {}
     if out_dir is not None:
         try:
@@ -107,7 +109,7 @@ def own_results(repo: Path, out_dir: Path | None) -> dict[str, str]:
         except (ValueError, OSError):
             pass
     folder = repo / "eval"
-    if folder.is_dir() and not folder.is_symlink():
+    if not t.is_output and folder.is_dir() and not folder.is_symlink():
         try:
             names = sorted(os.listdir(folder))
         except OSError:
@@ -201,7 +203,7 @@ async def _scoring(t: Target, paper: Paper, caller: Caller, options: EvalOptions
     gold_files: list[F.RepoFile] = []
     if options.ref is not None:
         gold = resolve_target(Path(options.ref))
-        gold_files, _ = F.collect(gold.repo, exclude=own_results(gold.repo, None))
+        gold_files, _ = F.collect(gold.repo, exclude=own_results(gold, None))
         if not gold_files:
             raise ConfigError(f"The reference repository {options.ref} holds no code files; "
                               "check the --ref path.")
@@ -319,7 +321,7 @@ async def evaluate_target(target: Path, *, paper: Paper, judge: Model, store: St
     t = resolve_target(Path(target))
     out_dir = result_dir(t.root, judge.name, options)
     _make_dir(t.root, out_dir)  # refuse a linked result folder before anything is spent
-    files, left = F.collect(t.repo, exclude=own_results(t.repo, out_dir))
+    files, left = F.collect(t.repo, exclude=own_results(t, out_dir))
     facts = analyse(files)
     g = guard(facts)
     addendum = None
