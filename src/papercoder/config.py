@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from papercoder import yamlsafe
 from papercoder.errors import ConfigError
 
 
@@ -69,7 +70,7 @@ def _normalize_aliases(raw: dict[str, Any]) -> dict[str, Any]:
 def _load(path: str, mtime: float) -> UserConfig:
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        raw = yamlsafe.load(p.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
         raise ConfigError(
             f"The config file {p} could not be read ({type(e).__name__}); fix or remove it."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 
 _PIECE = re.compile(r"[A-Za-z]+|\d{1,3}|[^\sA-Za-z\d]|\s{4,}")
 
@@ -17,5 +18,5 @@ def estimate_tokens(text: str) -> int:
     return n
 
 
-def estimate_messages(messages: list[dict] | tuple) -> int:
+def estimate_messages(messages: Iterable[Mapping[str, object]]) -> int:
     return sum(estimate_tokens(str(m.get("content", ""))) + 4 for m in messages) + 2

@@ -177,6 +177,14 @@ def nested_json(depth: int) -> str:
     return '{"a": ' * depth + "1" + "}" * depth
 
 
+def yaml_alias_bomb(levels: int) -> str:
+    """A "billion laughs": each level a list of ten aliases of the level before."""
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
 REFUSALS = ("I'm sorry, I can't help with that.", "I’m sorry, but I cannot assist with "
             "that request.", "Sorry, I can't do that.", "I cannot help with this.",
             "As an AI language model, I must decline.", "I am unable to comply with this.")
@@ -317,6 +325,9 @@ def parsing_cases() -> list[Case]:
     deep_indent = "".join("    " * i + f"if x{i}:\n" for i in range(120)) + "    " * 120 + \
         "pass\n"
     deep_list = "x = " + "[" * 300 + "]" * 300 + "\n"
+    deep_unary = "x = " + "-" * 4000 + "1\n"
+    deep_chain = "x = " + " + ".join(["1"] * 600) + "\n"
+    yaml_bomb = yaml_alias_bomb(10)
     out = [
         Case("deep-json-architecture", "parsing",
              {"architecture": ("[CONTENT]\n" + nested_json(50_000) + "\n[/CONTENT]",)}),
@@ -334,6 +345,26 @@ def parsing_cases() -> list[Case]:
              expect=frozenset({CLEAN})),
         Case("deep-yaml-config", "parsing", {"config": ("```yaml\n" + "a:\n" + "".join(
             "  " * i + f"k{i}:\n" for i in range(1, 400)) + "```\n",)}),
+        # Deep without brackets: the parser itself runs out of stack (ast.parse), or the
+        # file parses but pyflakes (the static check after coding) cannot walk it.
+        Case("deep-code-unary", "parsing",
+             {"coding:model.py": (answer_with(deep_unary, heading="model.py"),)}),
+        Case("deep-code-chain", "parsing",
+             {"coding:model.py": (answer_with(deep_chain, heading="model.py"),)}),
+        Case("deep-code-chain-always", "parsing",
+             {"coding:data.py": (answer_with(deep_chain, heading="data.py"),)}, repeat=True,
+             expect=frozenset({CLEAN})),
+        # YAML aliases of aliases: tiny text, ten billion values once expanded.
+        Case("yaml-bomb-config", "parsing", {"config": (f"```yaml\n{yaml_bomb}```\n",)}),
+        Case("yaml-bomb-config-always", "parsing",
+             {"config": (f"```yaml\n{yaml_bomb}```\n",)}, repeat=True,
+             expect=frozenset({CLEAN})),
+        Case("yaml-self-alias-config", "parsing", {"config": (
+            "```yaml\ntraining: &t\n  lr: 0.05\n  again: [*t]\n```\n",)}),
+        Case("yaml-bomb-model-file", "parsing",
+             {"coding:settings.yaml": (answer_with(yaml_bomb, heading="settings.yaml",
+                                                   lang="yaml"),)},
+             files=tuple(ph.FILES) + ("settings.yaml",)),
         Case("surrogate-in-prose", "parsing", {"coding:model.py": ({
             "raw": json.dumps(openai_body(ph.code_answer("model.py").replace(
                 "Here it is.", "Here it is \ud800."))).encode()},)}),

@@ -9,6 +9,7 @@ options=EvalOptions(...))`` writes ``summary.json``, ``report.md`` and ``samples
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,37 @@ def result_dir(target: Path, judge: str, options: EvalOptions) -> Path:
     return Path(target) / "eval" / f"{options.mode}-{slug(judge)}"
 
 
+OWN_RESULTS = "papercoder's own evaluation results"
+
+
+def own_results(t: Target, out_dir: Path | None) -> dict[str, str]:
+    """The folders of the repository that papercoder's own evaluations wrote (the results
+    folder of this evaluation, and ``eval/<mode>-<judge>/`` folders holding a summary.json),
+    with the reason they are left out. Everything else, the repository's own ``eval/``
+    included, is shown. An output folder's results live beside its repo/, so there only an
+    explicit ``--out`` inside repo/ is left out."""
+    repo = t.repo
+    out: dict[str, str] = {}
+    if out_dir is not None:
+        try:
+            out[out_dir.resolve().relative_to(repo.resolve()).as_posix()] = OWN_RESULTS
+        except (ValueError, OSError):
+            pass
+    folder = repo / "eval"
+    if not t.is_output and folder.is_dir() and not folder.is_symlink():
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            names = []
+        for name in names:
+            sub = folder / name
+            if name.startswith(tuple(m + "-" for m in MODES)) and sub.is_dir() and \
+                    not sub.is_symlink() and (sub / "summary.json").is_file():
+                out[f"eval/{name}"] = OWN_RESULTS
+    out.pop(".", None)
+    return out
+
+
 def _make_dir(base: Path, path: Path) -> None:
     """Create ``path`` under ``base``, refusing any existing component below ``base`` that is
     a symbolic link (the target folder's contents are not trusted)."""
@@ -171,8 +203,7 @@ async def _scoring(t: Target, paper: Paper, caller: Caller, options: EvalOptions
     gold_files: list[F.RepoFile] = []
     if options.ref is not None:
         gold = resolve_target(Path(options.ref))
-        gold_files, _ = F.collect(gold.repo, exclude=("eval",) if gold.repo == gold.root
-                                  else ())
+        gold_files, _ = F.collect(gold.repo, exclude=own_results(gold, None))
         if not gold_files:
             raise ConfigError(f"The reference repository {options.ref} holds no code files; "
                               "check the --ref path.")
@@ -290,15 +321,7 @@ async def evaluate_target(target: Path, *, paper: Paper, judge: Model, store: St
     t = resolve_target(Path(target))
     out_dir = result_dir(t.root, judge.name, options)
     _make_dir(t.root, out_dir)  # refuse a linked result folder before anything is spent
-    exclude: list[str] = []
-    if t.repo == t.root:
-        exclude.append("eval")
-    try:
-        rel_out = out_dir.resolve().relative_to(t.repo.resolve()).as_posix()
-        exclude.append(rel_out)
-    except ValueError:
-        pass
-    files, left = F.collect(t.repo, exclude=tuple(exclude))
+    files, left = F.collect(t.repo, exclude=own_results(t, out_dir))
     facts = analyse(files)
     g = guard(facts)
     addendum = None

@@ -46,6 +46,24 @@ def _confirm_factory(yes: bool, max_cost: float | None):  # noqa: ANN202
     return confirm
 
 
+LEFT_OUT_LINES = 15
+"""Left-out entries printed; the rest are in summary.json and report.md."""
+
+
+def print_left_out(left: list[Any]) -> None:
+    """What the judge did not see, and why (every entry is in summary.json too)."""
+    rows = [x for x in left if isinstance(x, dict)]
+    if not rows:
+        return
+    console.print(Text(f"Not shown to the judge ({len(rows)}):"))
+    for x in rows[:LEFT_OUT_LINES]:
+        console.print(Text(plain(f"  {x.get('path', '?')}: {x.get('reason', '')}")),
+                      soft_wrap=True)
+    if len(rows) > LEFT_OUT_LINES:
+        console.print(Text(f"  ... and {len(rows) - LEFT_OUT_LINES} more, listed in "
+                           "summary.json and report.md"))
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     scale = "0-1" if summary["mode"] == "rubric" else "1-5"
     t = Table(title=Text(plain(f"Evaluation ({summary['mode']}, judge {summary['judge']})")))
@@ -82,6 +100,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     t.add_row("cost", Text("unknown" if cost is None else f"${cost:.4f}"))
     t.add_row("results", Text(plain(summary.get("out", ""))))
     console.print(t)
+    print_left_out(summary.get("files_left_out") or [])
     if summary.get("error"):
         err_console.print(Text(plain(summary["error"]), style="bold red"), soft_wrap=True)
 

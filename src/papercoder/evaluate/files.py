@@ -5,10 +5,12 @@ Nothing is truncated silently: every file not shown is listed with the reason.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -50,6 +52,12 @@ DATA_EXT = {
 }
 MAX_CONFIG_BYTES = 64 * 1024
 """Config-like files larger than this (e.g. a big .json) are treated as data."""
+NOTEBOOK_EXT = ".ipynb"
+MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+"""A Jupyter notebook larger than this (outputs, embedded images) is left out, said so; its
+code cells are read from the JSON of smaller ones."""
+MAX_NOTEBOOK_CELLS = 5000
+"""Code cells read from one notebook."""
 
 
 @dataclass
@@ -93,16 +101,81 @@ def _kind(name: str, size: int) -> str | None:
         return "readme"
     if low in CONFIG_NAMES:
         return "config"
-    if ext in SOURCE_EXT:
+    if ext in SOURCE_EXT or ext == NOTEBOOK_EXT:
         return "source"
     if ext in CONFIG_EXT:
         return "config" if size <= MAX_CONFIG_BYTES else None
     return None
 
 
-def collect(repo: Path, *, exclude: tuple[str, ...] = ()) -> tuple[list[RepoFile], list[LeftOut]]:
-    """The code files of ``repo`` (source, config, shell scripts, README) and what was not
-    taken. Symbolic links are never followed; ``exclude`` holds relative folder paths."""
+def _cell_source(cell: object) -> str | None:
+    """A notebook cell's code, or None when it is not a code cell of a known shape."""
+    if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+        return None
+    src = cell.get("source", cell.get("input"))  # nbformat 4, nbformat 3
+    if isinstance(src, str):
+        return src
+    if isinstance(src, list):
+        return "".join(x for x in src if isinstance(x, str))
+    return None
+
+
+def notebook_code(raw: bytes) -> str:
+    """The code cells of a Jupyter notebook (its JSON as bytes), one after another under
+    ``# %% [cell N]`` markers; markdown and outputs are left out. ValueError when the bytes
+    are not a notebook."""
+    try:
+        data = json.loads(raw.decode("utf-8", errors="replace"))
+    except RecursionError:
+        raise ValueError("its JSON is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ValueError("it is not a notebook (no JSON object)")
+    cells: object = data.get("cells")
+    sheets = data.get("worksheets")
+    if cells is None and isinstance(sheets, list):  # nbformat 3
+        cells = [c for w in sheets if isinstance(w, dict) and isinstance(w.get("cells"), list)
+                 for c in w["cells"]]
+    if not isinstance(cells, list):
+        raise ValueError("it is not a notebook (no list of cells)")
+    parts: list[str] = []
+    for n, cell in enumerate(cells, 1):
+        code = _cell_source(cell)
+        if code is None or not code.strip():
+            continue
+        if len(parts) >= MAX_NOTEBOOK_CELLS:
+            parts.append(f"# [... code cells after the first {MAX_NOTEBOOK_CELLS} left out]")
+            break
+        parts.append(f"# %% [cell {n}]\n{code.rstrip()}")
+    return "\n\n".join(parts) + ("\n" if parts else "")
+
+
+def _read_notebook(full: Path, rel: str, size: int) -> RepoFile | LeftOut:
+    if size > MAX_NOTEBOOK_BYTES:
+        return LeftOut(rel, f"notebook larger than {MAX_NOTEBOOK_BYTES // (1024 * 1024)} MB "
+                       "(outputs); its code cells were not read")
+    try:
+        with open(full, "rb") as fh:
+            raw = fh.read(MAX_NOTEBOOK_BYTES + 1)
+        code = notebook_code(raw)
+    except OSError as e:
+        return LeftOut(rel, f"unreadable ({type(e).__name__})")
+    except ValueError as e:
+        return LeftOut(rel, f"notebook that could not be read: {e}")
+    if not code:
+        return LeftOut(rel, "notebook without code cells")
+    head = f"# The code cells of the notebook {rel} (markdown and outputs left out)\n"
+    text = head + code
+    truncated = len(text) > MAX_FILE_BYTES
+    return RepoFile(rel, "source", text[:MAX_FILE_BYTES], size, truncated)
+
+
+def collect(repo: Path, *, exclude: Mapping[str, str] | tuple[str, ...] = ()
+            ) -> tuple[list[RepoFile], list[LeftOut]]:
+    """The code files of ``repo`` (source, config, shell scripts, README, the code cells of
+    notebooks) and what was not taken. Symbolic links are never followed; ``exclude`` holds
+    relative folder paths (with the reason each is left out, listed like any other)."""
+    reasons = dict(exclude) if isinstance(exclude, Mapping) else \
+        dict.fromkeys(exclude, "excluded")
     files: list[RepoFile] = []
     left: list[LeftOut] = []
     root = Path(repo)
@@ -114,7 +187,8 @@ def collect(repo: Path, *, exclude: tuple[str, ...] = ()) -> tuple[list[RepoFile
         for d in sorted(dirnames):
             rel = f"{rel_dir}/{d}" if rel_dir else d
             full = Path(dirpath) / d
-            if rel in exclude:
+            if rel in reasons:
+                left.append(LeftOut(rel + "/", reasons[rel]))
                 continue
             if full.is_symlink():
                 left.append(LeftOut(rel + "/", "symbolic link (not followed)"))
@@ -146,6 +220,13 @@ def collect(repo: Path, *, exclude: tuple[str, ...] = ()) -> tuple[list[RepoFile
             scanned += 1
             if scanned > MAX_SCAN_FILES:
                 left.append(LeftOut(rel, f"beyond the first {MAX_SCAN_FILES} code files"))
+                continue
+            if ext == NOTEBOOK_EXT:
+                got = _read_notebook(full, rel, st.st_size)
+                if isinstance(got, RepoFile):
+                    files.append(got)
+                else:
+                    left.append(got)
                 continue
             try:
                 with open(full, "rb") as fh:

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from papercoder import yamlsafe
 from papercoder.errors import ConfigError, ModelOutputError
 from papercoder.models.base import Completion, Message, Schema, Usage, loggable, schema_json
 from papercoder.tokens import estimate_messages, estimate_tokens
@@ -84,7 +85,7 @@ class ScriptedModel:
             return cls.from_recording(p)
         try:
             text = p.read_text(encoding="utf-8")
-            data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+            data = json.loads(text) if p.suffix == ".json" else yamlsafe.load(text)
         except FileNotFoundError:
             raise ConfigError(f"The script file {p} does not exist; check the path after "
                               "'scripted:'.") from None
@@ -122,12 +123,12 @@ class ScriptedModel:
                 return answers[min(i, len(answers) - 1)]
         keys = ([f"{stage}:{file}"] if file else []) + ([stage] if stage else []) + ["*"]
         for key in keys:
-            answers = self._keyed.get(key)
-            if answers:
+            keyed = self._keyed.get(key)
+            if keyed:
                 i = self._used.get(key, 0)
                 self._used[key] = i + 1
                 # The last answer repeats, so re-asks and reruns stay deterministic.
-                return answers[min(i, len(answers) - 1)]
+                return keyed[min(i, len(keyed) - 1)]
         if self._ordered:
             i = self._used.get("", 0)
             if i >= len(self._ordered):

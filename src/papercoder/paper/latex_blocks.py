@@ -4,6 +4,7 @@ converter (a mixin of :class:`papercoder.paper.latex_text.Converter`)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from papercoder.paper.latex_commands import (
@@ -22,6 +23,11 @@ from papercoder.paper.latex_lex import (
     take_optional,
     top_level_items,
 )
+
+
+def _literal(text: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement that inserts ``text`` as it is (no backslash escapes)."""
+    return lambda _m: text
 
 
 @dataclass
@@ -233,7 +239,7 @@ class Blocks:
                 end = g[1] if g else m.end()
                 body = body[:m.start()] + fmt.format(arg) + body[end:]
         for cmd, rep in steps.items():
-            body = re.sub(r"\\" + cmd + r"(?![A-Za-z])", lambda _m, r=rep: r, body)
+            body = re.sub(r"\\" + cmd + r"(?![A-Za-z])", _literal(rep), body)
         for cmd in ("Function", "Procedure"):
             pat = re.compile(r"\\" + cmd + r"(?![A-Za-z])")
             while (m := pat.search(body)) is not None:

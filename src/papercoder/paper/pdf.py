@@ -60,9 +60,9 @@ def open_pdf(data: bytes, name: str) -> Any:
         reader = PdfReader(BytesIO(data), strict=False)
         if reader.is_encrypted:
             try:
-                ok = reader.decrypt("")
+                ok = bool(reader.decrypt(""))
             except Exception:  # noqa: BLE001 - missing crypto backends, odd filters
-                ok = 0
+                ok = False
             if not ok:
                 raise PaperError(f"{name} is encrypted with a password; give an unprotected "
                                  "copy of the paper.")

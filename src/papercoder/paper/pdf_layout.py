@@ -154,10 +154,10 @@ def _find_gutter(bands: list[list[Run]], width: float) -> float | None:
     for b in bands:
         hit = set()
         for r in b:
-            for x in range(max(lo, int(r.x0) + 2), min(hi, int(r.x1) - 1) + 1):
-                hit.add(x)
-        for x in hit:
-            cover[x - lo] += 1
+            for col in range(max(lo, int(r.x0) + 2), min(hi, int(r.x1) - 1) + 1):
+                hit.add(col)
+        for col in hit:
+            cover[col - lo] += 1
     best = min(cover)
     if best > 0.5 * len(bands):
         return None
@@ -170,8 +170,8 @@ def _find_gutter(bands: list[list[Run]], width: float) -> float | None:
         elif c > best and start is not None:
             runs.append((start, i - 1))
             start = None
-    a, b = max(runs, key=lambda ab: ab[1] - ab[0])
-    x = lo + (a + b) / 2
+    first, last = max(runs, key=lambda ab: ab[1] - ab[0])
+    x = lo + (first + last) / 2
     reach = 0.15 * width
     left = right = 0
     for band in bands:
@@ -371,9 +371,9 @@ def layout(reader: Any) -> Layout:
             sizes[round(r.size, 1)] += len(r.text)
         rules.append([Rule(r.x0 - x_off, r.x1 - x_off, r.y - y_off)
                       for r in getattr(runs, "rules", [])])
-        runs, numbers = _drop_line_numbers(runs, w)
+        kept, numbers = _drop_line_numbers(runs, w)
         dropped_numbers += numbers
-        bands = _bands(runs)
+        bands = _bands(kept)
         gutter = _find_gutter(bands, w)
         two += gutter is not None
         pages.append(_page_lines(i, bands, gutter))

@@ -298,13 +298,13 @@ def _limits(atoms: list[Atom], size: float) -> None:
                 continue  # an integral's scripts are set at its side
             bottom, top = _op_box(op, size)
             if cy > top - 0.2 * size:
-                gap, below = cy - top, False
+                gap, under = cy - top, False
             elif cy + 0.7 * c[0].size < bottom + 0.3 * size:
-                gap, below = bottom - (cy + 0.7 * c[0].size), True
+                gap, under = bottom - (cy + 0.7 * c[0].size), True
             else:
                 continue
             if gap < 1.0 * size and (best is None or gap < best[0]):
-                best = (gap, op, below)
+                best = (gap, op, under)
         if best is not None:
             won[id(best[1])][1 if best[2] else 0].extend(c)
     for op in ops:

@@ -236,10 +236,10 @@ def _algorithm_text(doc: Doc, b: _Block) -> str:
     base = min(xs) if xs else 0.0
     em = b.lines[0].size or 10.0
     out = []
-    for k, (n, x, t) in enumerate(steps):
+    for k, (n, step_x, t) in enumerate(steps):
         level = 0
         if k and (n or not numbered):
-            level = max(0, round(((x or base) - base) / em))
+            level = max(0, round(((step_x or base) - base) / em))
         out.append((n + " " if n else "    ") + "  " * level + t.strip())
     return "```\n" + "\n".join(out) + "\n```"
 
@@ -491,7 +491,7 @@ def _page_pieces(doc: Doc, spans: list[tuple[Heading | None, list[Line]]],
     into entries from the layout. A page whose headings are not all found in its
     transcription keeps its default text (``found.kept`` says why)."""
     out: dict[tuple[int, int], str] = {}
-    first_line = {}
+    first_line: dict[int, int] = {}
     for ln_i, ln in enumerate(doc.lines):
         first_line.setdefault(ln.page, ln_i)
     head_pos = [doc.lines[h.lines[0]].page if h is not None else -1 for h, _ in spans]
@@ -504,8 +504,8 @@ def _page_pieces(doc: Doc, spans: list[tuple[Heading | None, list[Line]]],
         before = [k for k, i in enumerate(head_idx) if i < start and i >= 0 or
                   spans[k][0] is None]
         lead = before[-1] if before else None
-        parts = split_transcript(pages[page], [spans[k][0].text for k in on_page
-                                               if spans[k][0] is not None])
+        parts = split_transcript(pages[page], [h.text for k in on_page
+                                               if (h := spans[k][0]) is not None])
         if parts is None:
             found.kept[page] = ("the section headings found on the page are not all in its "
                                 "transcription")

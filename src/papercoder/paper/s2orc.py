@@ -60,7 +60,8 @@ def read_s2orc(data: dict[str, Any], *, source: str = "") -> Paper:
     if not is_s2orc(data):
         raise PaperError(f"{source or 'The JSON'} is not S2ORC/GROBID JSON (no pdf_parse or "
                          "body_text); give the paper as PDF, LaTeX or Markdown.")
-    parse = data.get("pdf_parse") if isinstance(data.get("pdf_parse"), dict) else data
+    pdf_parse = data.get("pdf_parse")
+    parse: dict[str, Any] = pdf_parse if isinstance(pdf_parse, dict) else data
     equations: list[str] = []
     sections: list[Section] = []
     key: tuple[str, str] | None = None
@@ -136,7 +137,7 @@ def read_s2orc(data: dict[str, Any], *, source: str = "") -> Paper:
 def loads(text: str, *, source: str) -> Paper:
     try:
         data = json.loads(text)
-    except ValueError as e:
+    except json.JSONDecodeError as e:
         raise PaperError(f"{source} is not valid JSON ({e.msg} at line {e.lineno}); give S2ORC "
                          "JSON, a PDF, LaTeX or Markdown.") from None
     except RecursionError:

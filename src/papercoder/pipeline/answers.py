@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from papercoder import yamlsafe
 from papercoder.errors import FormatError
 
 _FENCE = re.compile(r"(?ms)^[ \t]*(```+|~~~+)[ \t]*([\w+#.-]*)([^\n]*)\n(.*?)^[ \t]*\1[ \t]*$")
@@ -76,6 +77,10 @@ MAX_CODE_CHARS = 2_000_000
 """The longest source file accepted from one answer."""
 MAX_INDENT_DEPTH = 60
 """Deepest indentation (in levels) and bracket nesting accepted in Python source."""
+MAX_AST_DEPTH = 150
+"""Deepest syntax tree accepted: chains without brackets (``1+1+...``, ``-----x``, ``a.b.c...``,
+``f()()()...``) nest the tree without indenting, and tools that walk it recursively (pyflakes,
+``ast.unparse``) run out of stack long before the parser does."""
 
 
 @dataclass
@@ -270,8 +275,8 @@ def python_depth(code: str) -> int:
 
 def parse_python(code: str) -> ast.Module:
     """``ast.parse`` within bounds: source nested deeper than MAX_INDENT_DEPTH, longer than
-    MAX_CODE_CHARS, or that exhausts the parser raises SyntaxError (never RecursionError or
-    MemoryError)."""
+    MAX_CODE_CHARS, that exhausts the parser, or whose tree is deeper than MAX_AST_DEPTH raises
+    SyntaxError (never RecursionError or MemoryError)."""
     if len(code) > MAX_CODE_CHARS:
         raise SyntaxError(f"the source is {len(code):,} characters long")
     depth = python_depth(code)
@@ -279,11 +284,30 @@ def parse_python(code: str) -> ast.Module:
         raise SyntaxError(f"the source nests {depth} levels deep, over the limit of "
                           f"{MAX_INDENT_DEPTH}")
     try:
-        return ast.parse(code)
+        tree = ast.parse(code)
     except (RecursionError, MemoryError):
         raise SyntaxError("the source is too deeply nested to parse") from None
     except ValueError as e:  # e.g. null bytes
         raise SyntaxError(str(e)) from None
+    deep, line = ast_depth(tree)
+    if deep > MAX_AST_DEPTH:
+        err = SyntaxError(f"an expression nests {deep} levels deep, over the limit of "
+                          f"{MAX_AST_DEPTH}; split it into steps")
+        err.lineno = line
+        raise err
+    return tree
+
+
+def ast_depth(tree: ast.AST) -> tuple[int, int | None]:
+    """The depth of the deepest node of ``tree`` and its line (iterative: any depth)."""
+    deepest, line = 0, None
+    stack: list[tuple[ast.AST, int]] = [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        if d > deepest:
+            deepest, line = d, getattr(node, "lineno", line)
+        stack.extend((kid, d + 1) for kid in ast.iter_child_nodes(node))
+    return deepest, line
 
 
 def check_python(code: str, file: str) -> None:
@@ -313,7 +337,7 @@ def extract_yaml(text: str) -> tuple[str, Any]:
             errors.append("it is nested too deeply or too long")
             continue
         try:
-            data = yaml.safe_load(body)
+            data = yamlsafe.load(body)
         except (yaml.YAMLError, RecursionError, ValueError) as e:
             errors.append(str(e).replace("\n", " ")[:200])
             continue

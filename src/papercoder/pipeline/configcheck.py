@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from papercoder import yamlsafe
+
 MARKER = re.compile(r"#.*\b(assumed|not\s+(?:given|stated|specified|mentioned)?\s*in\s+(?:the\s+)?"
                     r"paper)\b", re.I)
 """The explicit "assumed" marker on a config line."""
@@ -108,7 +110,7 @@ def config_values(config_text: str) -> list[tuple[str, list[float], bool]]:
             path.append((indent, key))
             continue
         try:
-            value = yaml.safe_load(raw)
+            value = yamlsafe.load(raw)
         except (yaml.YAMLError, RecursionError):
             continue
         nums = _numbers_in(value)

@@ -8,7 +8,6 @@ model, then recorded as failed); nothing is executed.
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import re
@@ -17,7 +16,9 @@ import subprocess
 
 import yaml
 
+from papercoder import yamlsafe
 from papercoder.errors import FormatError
+from papercoder.pipeline.answers import parse_python
 
 log = logging.getLogger("papercoder")
 
@@ -71,17 +72,19 @@ def check_file(code: str, file: str) -> str:
     kind = kind_of(file, code)
     if kind == "python":
         try:
-            ast.parse(code)
+            parse_python(code)  # bounded: never RecursionError, a tree pyflakes can walk
         except SyntaxError as e:
+            at = f" at line {e.lineno}" if e.lineno else ""
             raise FormatError(
-                f"The code for {file} does not parse as Python: {e.msg} at line {e.lineno}"
-                + (f": {e.text.strip()!r}" if e.text else "")
+                f"The code for {file} does not parse as Python: {e.msg}{at}"
+                + (f": {e.text.strip()[:120]!r}" if e.text else "")
                 + f". Send the complete corrected {file} in one fenced code block.",
-                user_message=f"the code for {file} does not parse ({e.msg}, line {e.lineno})",
+                user_message=f"the code for {file} does not parse ({e.msg}"
+                + (f", line {e.lineno})" if e.lineno else ")"),
             ) from None
     elif kind == "yaml":
         try:
-            yaml.safe_load(code)
+            yamlsafe.load(code)
         except yaml.YAMLError as e:
             raise _fail(file, "YAML that does not load: " + " ".join(str(e).split())[:200]) \
                 from None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from papercoder import yamlsafe
 from papercoder.errors import FormatError, ModelOutputError, PapercoderError
 from papercoder.models.base import Completion
 from papercoder.models.structured import loads_bounded
@@ -252,7 +253,7 @@ async def run(p: Pipeline) -> None:
     if not redo and _done(p, "config"):
         p.config_text = ws.read_artifact("config.yaml") or ""
         try:
-            yaml.safe_load(p.config_text)
+            yamlsafe.load(p.config_text)
         except (yaml.YAMLError, RecursionError):
             raise PapercoderError("artifacts/config.yaml is not valid YAML; fix it or rerun "
                                   "with --from planning.") from None
@@ -277,7 +278,10 @@ async def run(p: Pipeline) -> None:
                              stage="config", schema=SETTINGS_SCHEMA, allow_closed=False)
             p.config_text = "# config.yaml, converted from the model's JSON answer\n" + \
                 yaml.safe_dump(c.parsed, sort_keys=False)
-        problem = config_problem(yaml.safe_load(p.config_text))
+        try:
+            problem = config_problem(yamlsafe.load(p.config_text))
+        except yaml.YAMLError as e:
+            problem = " ".join(str(e).split())[:200]
         if problem:
             p.warn(f"config.yaml is not a usable settings file ({problem}); write it by hand "
                    "or rerun with a stronger model")
