@@ -31,3 +31,20 @@ def test_verify_reports_a_too_deep_file_as_a_finding(tmp_path: Path, name: str) 
     mine = [f for f in findings if f["file"] == name]
     assert mine and mine[0]["kind"] == "syntax", findings
     assert "nest" in mine[0]["message"]
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("config", [BOMB, "a: &x [*x]\n"], ids=["billion-laughs", "self-alias"])
+def test_verify_refuses_a_hostile_config_yaml_quickly(tmp_path: Path, config: str) -> None:
+    """A config.yaml in OUT that is an alias bomb or a self-referencing alias is a finding of
+    that file, not a hang or a RecursionError (it hung before: yaml.safe_load expanded it)."""
+    out = make_out(tmp_path, dict(good_repo(), **{"config.yaml": config}))
+    r = CliRunner().invoke(app, ["verify", str(out)])
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    findings = json.loads((out / "run.json").read_text())["verify"]["static"]["findings"]
+    mine = [f for f in findings if f["file"] == "config.yaml"]
+    assert mine and mine[0]["check"] == "config", findings
+    assert "not valid YAML" in mine[0]["message"]

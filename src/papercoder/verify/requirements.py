@@ -27,6 +27,7 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from papercoder import yamlsafe
 from papercoder.pipeline.answers import parse_python
 
 Finding = dict[str, Any]
@@ -369,7 +370,7 @@ def declared_requirements(code: Mapping[str, str]) -> tuple[Requirements, bool]:
         elif base in ("environment.yml", "environment.yaml", "env.yml", "conda.yaml"):
             found = True
             try:
-                data = yaml.safe_load(code[f])
+                data = yamlsafe.load(code[f])
             except (yaml.YAMLError, RecursionError):
                 continue
             for dep in (data or {}).get("dependencies", []) if isinstance(data, dict) else []:

@@ -18,6 +18,7 @@ import yaml
 from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
+from papercoder import yamlsafe
 from papercoder.pipeline.answers import parse_python
 from papercoder.verify.localimports import check_local_imports
 from papercoder.verify.requirements import decode_text, missing_requirements
@@ -337,7 +338,7 @@ def _guarded_read(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
 
 def _parse_config(text: str, name: str) -> tuple[Any, Finding | None]:
     try:
-        return (json.loads(text) if name.endswith(".json") else yaml.safe_load(text)), None
+        return (json.loads(text) if name.endswith(".json") else yamlsafe.load(text)), None
     except RecursionError:
         return None, finding(name, 1, "config", "is not valid YAML (nested too deeply)")
     except (yaml.YAMLError, ValueError) as e:
