@@ -34,7 +34,8 @@ def test_verify_reports_a_too_deep_file_as_a_finding(tmp_path: Path, name: str) 
 
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n"
+    for p, c in zip("abcdefgh", "bcdefghi", strict=True))
 
 
 @pytest.mark.parametrize("config", [BOMB, "a: &x [*x]\n"], ids=["billion-laughs", "self-alias"])
