@@ -133,3 +133,23 @@ def test_every_command_has_a_row_in_the_table() -> None:
 
     commands = set(get_command(app).commands)  # type: ignore[attr-defined]
     assert commands <= {c for c, *_ in CASES}
+
+
+@pytest.mark.parametrize(("model", "status", "word"), [("script", 0, "done"),
+                                                       ("partial", 4, "partial"),
+                                                       ("nothing", 1, "failed")])
+def test_the_final_line_is_last_and_its_first_word_is_the_status(
+        tmp_path: Path, model: str, status: int, word: str) -> None:
+    """README, Exit status: the final line's word is the status. Nothing follows it (not the
+    report's path, not verify's verdict), and no "ok" appears in a partial or failed run."""
+    names = setup(tmp_path)
+    r = runner.invoke(app, ["run", names["paper"], "-m", names[model], "-o", names["out"],
+                            "-q"])
+    assert r.exit_code == status, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert lines[-1].split(":")[0] == word, r.output
+    assert sum(ln.startswith(f"{word}:") for ln in lines) == 1, r.output
+    if word != "done":
+        assert not any(ln.lower().startswith("ok") for ln in lines), r.output
+    if word != "failed":
+        assert "static checks:" in lines[-1], r.output  # verify's verdict joins the line
