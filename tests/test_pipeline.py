@@ -364,3 +364,23 @@ def test_config_values_neither_in_the_paper_nor_marked_are_flagged(tmp_path: Pat
     flagged = [w for w in m.warnings if w.startswith("config.yaml has values")]
     assert flagged and "seed=7" in flagged[0]
     assert "steps" not in flagged[0] and "decay" not in flagged[0]
+
+
+def test_a_cut_off_answer_is_continued_in_a_small_window_too(tmp_path: Path) -> None:
+    """The embedded model's window is small: a cut-off code file is continued from where it
+    stopped (a "continue" turn after the answer so far), not asked again from scratch."""
+    full = ph.code_answer("model.py")
+    cut = full.index("def fit")
+    parts = [{"text": full[:cut], "finish_reason": "length"},
+             {"text": "```python\n" + full[cut:]}]
+    model, opts, store = _scripted_run(tmp_path, **{"coding:model.py": parts})
+    opts.context_window = 8192
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done", m.files
+    assert (opts.out / "repo" / "model.py").read_text() == ph.CODE["model.py"]
+    calls = [h for h in model.history if h["meta"].get("file") == "model.py"
+             and h["meta"]["stage"] == "coding"]
+    assert len(calls) == 2
+    assert calls[1]["messages"][-2] == {"role": "assistant", "content": full[:cut]}
+    assert "Continue exactly where it stopped" in calls[1]["messages"][-1]["content"]
+    assert not any("Answer again" in str(m["content"]) for c in calls for m in c["messages"])

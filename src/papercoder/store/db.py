@@ -81,6 +81,34 @@ class Exchange:
     status: str
     error: str | None
     cached_from: int | None
+    outcome: str | None = None
+    """What became of the answer: ``ok``, ``cut off`` (then continued), ``rejected: <why>``
+    (sent back to the model), ``failed`` (no answer). None in stores from before it existed."""
+
+    @property
+    def shown_status(self) -> str:
+        """The status ``papercoder logs`` shows: the outcome, else the stored status."""
+        return self.outcome or self.status
+
+
+STAGES = ("ingest", "summarize", "plan", "architecture", "logic", "config", "analysis",
+          "coding", "refine", "verify", "eval", "prompt")
+"""The stages papercoder logs exchanges under."""
+
+
+def exchange_json(x: Exchange) -> str:
+    """One exchange as one line of JSON (for JSON Lines output)."""
+    return json.dumps({**x.__dict__, "status": x.shown_status, "stored_status": x.status},
+                      default=str, ensure_ascii=True)
+
+
+def _default_outcome(status: str, finish_reason: str | None) -> str:
+    if status == "error":
+        return "failed"
+    if status == "malformed":
+        return "rejected: the answer had the wrong shape"
+    word = "cut off" if finish_reason in ("length", "max_tokens") else "ok"
+    return f"{word} (cached)" if status == "cached" else word
 
 
 def _wal(conn: sqlite3.Connection, wait: float = 30.0) -> None:
@@ -204,14 +232,15 @@ class Store:
         status: str = "ok",
         error: str | None = None,
         cached_from: int | None = None,
+        outcome: str | None = None,
     ) -> int:
         u = {k: v for k, v in dict(usage or {}).items() if isinstance(v, int) and v >= 0}
         with self._lock, self._conn:
             cur = self._conn.execute(
                 "INSERT INTO exchanges(run_id, created, stage, file, model, cache_key, request,"
                 " response, parsed, prompt_tokens, cached_prompt_tokens, cache_write_tokens,"
-                " completion_tokens, cost, latency, finish_reason, status, error, cached_from)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " completion_tokens, cost, latency, finish_reason, status, error, cached_from,"
+                " outcome) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id, time.time(), escape_surrogates(stage), escape_surrogates(file),
                     escape_surrogates(model), key,
@@ -223,9 +252,19 @@ class Store:
                     cost, latency, escape_surrogates(finish_reason), status,
                     escape_surrogates(error),
                     cached_from,
+                    escape_surrogates(outcome or _default_outcome(status, finish_reason)),
                 ),
             )
             return int(cur.lastrowid or 0)
+
+    def set_outcome(self, exchange_ids: list[int], outcome: str) -> None:
+        """Record what became of answers already logged (e.g. rejected by a check)."""
+        if not exchange_ids:
+            return
+        with self._lock, self._conn:
+            self._conn.executemany("UPDATE exchanges SET outcome=? WHERE id=?",
+                                   [(escape_surrogates(outcome[:500]), i)
+                                    for i in exchange_ids])
 
     def exchanges(
         self,
@@ -246,6 +285,17 @@ class Store:
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
         return [self._exchange(r) for r in rows]
+
+    def check_stage(self, run_id: str | None, stage: str) -> None:
+        """ConfigError (one sentence, exit 2) for a stage name no exchange can have."""
+        with self._lock:
+            used = {r[0] for r in self._conn.execute(
+                "SELECT DISTINCT stage FROM exchanges WHERE run_id IS ? AND stage IS NOT NULL",
+                (run_id,)).fetchall()}
+        valid = [*STAGES, *sorted(used - set(STAGES))]
+        if stage not in valid:
+            raise ConfigError(f"--stage {stage!r} is not a stage; give one of: "
+                              f"{', '.join(valid)}.")
 
     def cost_summary(self, run_id: str) -> list[dict[str, Any]]:
         """Per stage and model: calls, tokens and dollars (None where a price was unknown)."""
@@ -284,5 +334,5 @@ class Store:
             json.loads(r["parsed"]) if r["parsed"] else None,
             r["prompt_tokens"], r["cached_prompt_tokens"], r["cache_write_tokens"],
             r["completion_tokens"], r["cost"], r["latency"], r["finish_reason"], r["status"],
-            r["error"], r["cached_from"],
+            r["error"], r["cached_from"], r["outcome"],
         )

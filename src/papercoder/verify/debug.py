@@ -217,5 +217,6 @@ async def ask_repair(caller: Caller, messages: list[Message], code: Mapping[str,
                         user_message=f"the edits left {p} unparsable") from None
         return new
 
-    c = await caller.call(messages, stage="verify", file=label, check=check, repairs=repairs)
+    c = await caller.call(messages, stage="verify", file=label, check=check, repairs=repairs,
+                          continuations=2)
     return Repair(new=c.parsed, answer=c.text)
