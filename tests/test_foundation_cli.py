@@ -217,3 +217,29 @@ def test_logs_say_what_became_of_each_answer(tmp_path: Path) -> None:
                for x in records)
     out = failed_with_one_sentence(cli("logs", "--stage", "bogus"), code=2)
     assert "coding" in out and "plan" in out and "bogus" in out
+
+
+def test_runs_tell_a_dead_run_and_its_output_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose process died without saying so (an eval killed in the middle) is listed as
+    `interrupted`, not `running` forever; a long model path does not hide the output folder."""
+    import subprocess
+    import sys
+
+    from tests.cli_proc import env
+
+    model = "local:/root/.cache/papercoder/models/SmolLM2-1.7B-Instruct-Q4_1.gguf"
+    code = ("from papercoder.cli import db_path\nfrom papercoder.store import Store\n"
+            f"Store(db_path()).create_run('eval', model={model!r}, "
+            f"out_dir={str(tmp_path / 'evals' / 'judge-one')!r})\n")
+    subprocess.run([sys.executable, "-c", code], env=env(), check=True, timeout=120)
+    live = Store(Path(os.environ["PAPERCODER_DB"])).create_run(
+        "eval", model=model, out_dir=str(tmp_path / "evals" / "judge-two"))
+    monkeypatch.setattr(console, "_width", 80)
+    out = ok("runs")
+    lines = out.splitlines()
+    dead = next(i for i, ln in enumerate(lines) if " eval " in ln and live not in ln)
+    assert "interrupted" in lines[dead] and "running" not in lines[dead], out
+    assert lines[dead + 1].rstrip().endswith("judge-one"), out
+    here = next(i for i, ln in enumerate(lines) if live in ln)
+    assert "running" in lines[here] and lines[here + 1].rstrip().endswith("judge-two"), out

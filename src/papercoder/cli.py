@@ -208,6 +208,15 @@ def _left_cut(path: str, room: int) -> str:
     return path if len(path) <= room else "…" + path[-(room - 1):]
 
 
+def _model_and_folder(model: str, folder: str, room: int) -> tuple[str, str]:
+    """A run's model and output folder in ``room`` columns: the folder keeps at least half
+    (a long model path such as a .gguf file is cut first), so runs can be told apart."""
+    if len(model) + len(folder) <= room:
+        return model, folder
+    model = _left_cut(model, max(room - len(folder), room // 2))
+    return model, _left_cut(folder, room - len(model))
+
+
 def _title(text: str) -> Text:
     return _line((text, "bold"))
 
@@ -230,9 +239,8 @@ def runs(limit: int = typer.Option(30, "--limit", "-n")) -> None:
         console.print(_line((f"{r.id:<21}", "bold"), f"{when}  {r.command:<7} ",
                             (f"{r.status:<11}", _STATUS_STYLE.get(r.status, "")),
                             f" {_money(total)}"))
-        model = r.model or "-"
-        console.print(_line("  ", (model, "cyan"), " · ",
-                            _left_cut(r.out_dir or "-", console.width - len(model) - 5)))
+        model, where = _model_and_folder(r.model or "-", r.out_dir or "-", console.width - 5)
+        console.print(_line("  ", (model, "cyan"), " · ", where))
 
 
 _STATUS_STYLE = {"done": "green", "ok": "green", "planned": "green", "partial": "yellow",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -102,6 +104,41 @@ def exchange_json(x: Exchange) -> str:
                       default=str, ensure_ascii=True)
 
 
+PROCESS_KEY = "_process"
+"""Where a run's settings say which process runs it (to tell a dead run from a live one)."""
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), to tell reused pids."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _this_process() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "start": _start_time(os.getpid())}
+
+
+def _still_running(proc: Any) -> bool:
+    """Whether the process a run record names is alive; True when it cannot be told (no
+    record, another host)."""
+    if not isinstance(proc, dict) or not isinstance(proc.get("pid"), int):
+        return True
+    if proc.get("host") != socket.gethostname():
+        return True
+    pid = proc["pid"]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # alive, someone else's
+    started = _start_time(pid)
+    return started is None or proc.get("start") in (None, started)
+
+
 def _default_outcome(status: str, finish_reason: str | None) -> str:
     if status == "error":
         return "failed"
@@ -164,13 +201,14 @@ class Store:
         run_id: str | None = None,
     ) -> str:
         rid = run_id or new_run_id()
+        settings = {**dict(settings or {}), PROCESS_KEY: _this_process()}
         with self._lock, self._conn:
             self._conn.execute(
                 "INSERT INTO runs(id, created, command, paper, model, out_dir, status, settings)"
                 " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status='running',"
                 " model=excluded.model, settings=excluded.settings",
                 (rid, time.time(), command, escape_surrogates(paper), escape_surrogates(model),
-                 escape_surrogates(out_dir), "running", _dumps(dict(settings or {}))),
+                 escape_surrogates(out_dir), "running", _dumps(settings)),
             )
         return rid
 
@@ -179,11 +217,20 @@ class Store:
             self._conn.execute("UPDATE runs SET status=? WHERE id=?", (status, run_id))
 
     def runs(self, limit: int = 50) -> list[RunRecord]:
+        """The newest runs. A run still marked ``running`` whose process is gone (killed,
+        or interrupted before it could say so) is ``interrupted``, here and from now on."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT * FROM runs ORDER BY created DESC LIMIT ?", (limit,)
             ).fetchall()
-        return [self._run(r) for r in rows]
+        records = [self._run(r) for r in rows]
+        for r in records:
+            if r.status == "running" and not _still_running(r.settings.get(PROCESS_KEY)):
+                r.status = "interrupted"
+                with self._lock, self._conn:
+                    self._conn.execute("UPDATE runs SET status='interrupted' WHERE id=? AND "
+                                       "status='running'", (r.id,))
+        return records
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._lock:
