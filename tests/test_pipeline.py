@@ -384,3 +384,27 @@ def test_a_cut_off_answer_is_continued_in_a_small_window_too(tmp_path: Path) -> 
     assert calls[1]["messages"][-2] == {"role": "assistant", "content": full[:cut]}
     assert "Continue exactly where it stopped" in calls[1]["messages"][-1]["content"]
     assert not any("Answer again" in str(m["content"]) for c in calls for m in c["messages"])
+
+
+def test_generated_readme_describes_every_file_and_keeps_only_real_questions(
+        tmp_path: Path) -> None:
+    """A file without a note is described from its analysis (never `- main.py: `), and the
+    open questions hold what the plan asks, not "None", fences or JSON pieces."""
+    lg = json.loads(ph.logic())
+    for x in lg["logic_analysis"]:
+        if x["file"] == "main.py":
+            x["notes"] = ""
+        if x["file"] == "data.py":
+            x["notes"] = "```\n"
+    lg["anything_unclear"] = "```json\n{\"a\": 1}\n```\nN/A\nWhich batch size does Sec. 1 use?"
+    arch = ph.architecture().replace('"Nothing."', '"- None\\n- Which batch size does Sec. 1 '
+                                                    'use?\\n}"')
+    model, opts, store = _scripted_run(tmp_path, logic=json.dumps(lg), architecture=arch)
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done"
+    readme = (opts.out / "repo" / "README.md").read_text()
+    files = [ln for ln in readme.splitlines() if ln.startswith("- `")]
+    assert all(not ln.rstrip().endswith(":") for ln in files), readme
+    assert "- `main.py`: Implements part of Sec. 1 for main.py." in readme
+    questions = readme.split("## Open questions", 1)[1].split("##", 1)[0].strip()
+    assert questions == "- Which batch size does Sec. 1 use?", readme
