@@ -408,3 +408,24 @@ def test_generated_readme_describes_every_file_and_keeps_only_real_questions(
     assert "- `main.py`: Implements part of Sec. 1 for main.py." in readme
     questions = readme.split("## Open questions", 1)[1].split("##", 1)[0].strip()
     assert questions == "- Which batch size does Sec. 1 use?", readme
+
+
+def test_a_config_of_plan_fragments_is_sent_back_and_pip_is_no_requirement(
+        tmp_path: Path) -> None:
+    """A weak model's config.yaml made of the logic design's keys (task_list,
+    required_packages, smoke_commands) is sent back with the reason; the report lists the
+    packages requirements.txt holds (not pip)."""
+    from papercoder.report.loader import load
+
+    fragments = ("```yaml\ntask_list: [main.py]\nrequired_packages: [numpy, pip]\n"
+                 "smoke_commands:\n  - python main.py --smoke\n```")
+    lg = json.loads(ph.logic())
+    lg["required_packages"] = ["numpy>=1.24", "pip"]
+    model, opts, store = _scripted_run(tmp_path, config=[fragments, ph.CONFIG],
+                                       logic=json.dumps(lg))
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done"
+    calls = [h for h in model.history if h["meta"]["stage"] == "config"]
+    assert len(calls) == 2 and "not a config.yaml" in calls[1]["messages"][-1]["content"]
+    assert "task_list" not in (opts.out / "repo" / "config.yaml").read_text()
+    assert load(opts.out).packages == ["numpy>=1.24"]
