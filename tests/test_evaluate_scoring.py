@@ -363,6 +363,8 @@ def test_cli_prints_a_table_and_fails_cleanly(tmp_path: Path) -> None:
         assert p.returncode == 0, p.stderr
         assert "valid samples" in p.stdout and "4.000" in p.stdout
         assert "Estimate:" in p.stderr
+        # not a terminal: one progress line per judge answer instead of a silent display
+        assert "judge samples: 0/2" in p.stderr and "judge samples: 2/2" in p.stderr
         # no --yes and no terminal: refused before any call
         n = len(srv.requests)
         p = subprocess.run(base + ["-n", "3", "--rubric", str(eh.rubric_file(tmp_path))],

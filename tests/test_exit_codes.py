@@ -153,3 +153,25 @@ def test_the_final_line_is_last_and_its_first_word_is_the_status(
         assert not any(ln.lower().startswith("ok") for ln in lines), r.output
     if word != "failed":
         assert "static checks:" in lines[-1], r.output  # verify's verdict joins the line
+
+
+def test_a_run_into_a_file_prints_one_line_per_step(tmp_path: Path) -> None:
+    """`make run > log 2>&1`: no terminal, so no live bar that shows nothing for minutes;
+    one line per step (stage started, each file) with the elapsed time."""
+    import subprocess
+    import sys
+
+    from tests.cli_proc import env
+
+    names = setup(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "papercoder", "run", names["paper"], "-m",
+                        names["script"], "-o", names["out"]], env=env(), capture_output=True,
+                       text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    steps = [ln for ln in r.stderr.splitlines() if ln.startswith("[")]
+    from tests import pipeline_helpers as ph
+
+    for i, f in enumerate(ph.FILES, 1):
+        assert any(f"] coding {i}/{len(ph.FILES)}: {f} · " in ln for ln in steps), r.stderr
+    assert any("] planning 0/4: started" in ln for ln in steps), r.stderr
+    assert r.stdout.splitlines()[-1].startswith("done: ")

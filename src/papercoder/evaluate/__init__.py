@@ -202,9 +202,12 @@ async def _scoring(t: Target, paper: Paper, caller: Caller, options: EvalOptions
                                                         gold_note, 1)}]
     _confirm(options, estimate_scoring(caller.model.name, options.samples,
                                        estimate_messages(full), estimate_messages(prefix)))
+    if options.on_progress:
+        options.on_progress(0, options.samples)
     samples = await take_samples(
         caller, prefix, lambda k: prompt(code, gold_code, left_note, gold_note, k),
-        options.samples, concurrency=options.concurrency, repairs=options.repairs)
+        options.samples, concurrency=options.concurrency, repairs=options.repairs,
+        on_done=options.on_progress)
     valid = [float(x.score) for x in samples if x.valid and x.score is not None]
     s.update(score=mean_score(samples), valid_samples=len(valid), samples=valid,
              spread=spread(valid), files_shown=[f.path for f in shown],
