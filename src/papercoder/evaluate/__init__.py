@@ -317,8 +317,8 @@ async def evaluate_target(target: Path, *, paper: Paper, judge: Model, store: St
         raise ConfigError(f"The reference repository {options.ref} is not a folder; check "
                           "the --ref path.")
     run_id = store.create_run("eval", paper=paper.source or paper.title, model=judge.name,
-                              out_dir=str(out_dir), settings={"mode": options.mode,
-                                                              "samples": options.samples})
+                              out_dir=str(Path(out_dir).absolute()),
+                              settings={"mode": options.mode, "samples": options.samples})
     caller = Caller(judge, store, run_id, use_cache=options.use_cache,
                     max_cost=options.max_cost, context_window=options.context_window)
     title = paper.title or str(target)
