@@ -175,3 +175,32 @@ def test_a_run_into_a_file_prints_one_line_per_step(tmp_path: Path) -> None:
         assert any(f"] coding {i}/{len(ph.FILES)}: {f} · " in ln for ln in steps), r.stderr
     assert any("] planning 0/4: started" in ln for ln in steps), r.stderr
     assert r.stdout.splitlines()[-1].startswith("done: ")
+
+
+def test_a_sandbox_that_cannot_start_ends_the_run_with_one_final_line(tmp_path: Path) -> None:
+    """`run --execute` where bwrap fails before the program starts: no debug round for the
+    model, the reason on the final line (status first, last line), exit 1."""
+    import subprocess
+    import sys
+
+    from tests.cli_proc import env
+
+    names = setup(tmp_path)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "bwrap").write_text(
+        "#!/bin/sh\nfor a; do last=$a; done\n[ \"$last\" = true ] && exit 0\n"
+        "echo \"bwrap: Can't find source path out/x/verify/venv: No such file\" >&2\nexit 1\n",
+        encoding="utf-8")
+    (fake / "bwrap").chmod(0o755)
+    e = env()
+    e["PATH"] = f"{fake}:{e['PATH']}"
+    r = subprocess.run([sys.executable, "-m", "papercoder", "run", names["paper"], "-m",
+                        names["script"], "-o", names["out"], "-q", "--execute"], env=e,
+                       capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, r.stdout + r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith("done: ") and "sandbox could not start" in last, r.stdout
+    assert "Can't find source path" in last and "Traceback" not in r.stderr
+    run = json.loads((Path(names["out"]) / "run.json").read_text())
+    assert not (run.get("verify") or {}).get("rounds")

@@ -10,7 +10,7 @@ import typer
 from rich.text import Text
 
 from papercoder.console import console, err_console, plain, styled
-from papercoder.errors import BudgetExceeded, ConfigError, PapercoderError
+from papercoder.errors import BudgetExceeded, ConfigError, PapercoderError, SandboxError
 
 if TYPE_CHECKING:
     from papercoder.pipeline.workspace import Manifest
@@ -138,8 +138,11 @@ def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
 
         # static checks always; smoke run with --execute. Their verdict joins the final
         # line, whose first word stays the run's status.
-        said, ran = summary(run_verify(out, model=model, base_url=opts.base_url,
-                                       quiet=opts.quiet, **verify))
+        try:
+            said, ran = summary(run_verify(out, model=model, base_url=opts.base_url,
+                                           quiet=opts.quiet, **verify))
+        except SandboxError as e:  # ours, not the code's: said on the final line
+            said, ran = f"verify stopped: {e}", False
         final[-1].append(plain(f" · {said}"))
         if not ran:
             code = 1  # README, Exit status: 1 when the repository did not run
