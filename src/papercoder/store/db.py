@@ -60,6 +60,8 @@ class RunRecord:
     out_dir: str | None
     status: str
     settings: dict[str, Any]
+    process: dict[str, Any] | None = None
+    """The process that runs it (pid, host, start time), kept apart from the settings."""
 
 
 @dataclass
@@ -225,7 +227,7 @@ class Store:
             ).fetchall()
         records = [self._run(r) for r in rows]
         for r in records:
-            if r.status == "running" and not _still_running(r.settings.get(PROCESS_KEY)):
+            if r.status == "running" and not _still_running(r.process):
                 r.status = "interrupted"
                 with self._lock, self._conn:
                     self._conn.execute("UPDATE runs SET status='interrupted' WHERE id=? AND "
@@ -244,9 +246,11 @@ class Store:
 
     @staticmethod
     def _run(r: sqlite3.Row) -> RunRecord:
+        settings = json.loads(r["settings"] or "{}")
+        process = settings.pop(PROCESS_KEY, None) if isinstance(settings, dict) else None
         return RunRecord(
             r["id"], r["created"], r["command"], r["paper"], r["model"], r["out_dir"],
-            r["status"], json.loads(r["settings"] or "{}"),
+            r["status"], settings, process if isinstance(process, dict) else None,
         )
 
     # -- exchanges ----------------------------------------------------------------------
