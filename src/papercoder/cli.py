@@ -213,7 +213,10 @@ def _model_and_folder(model: str, folder: str, room: int) -> tuple[str, str]:
     (a long model path such as a .gguf file is cut first), so runs can be told apart."""
     if len(model) + len(folder) <= room:
         return model, folder
-    model = _left_cut(model, max(room - len(folder), room // 2))
+    keep = max(room - len(folder), room // 2, 12)
+    if len(model) > keep:  # its start (provider) and its end (file) say most
+        head = 2 * (keep - 1) // 3
+        model = model[:head] + "…" + model[len(model) - (keep - 1 - head):]
     return model, _left_cut(folder, room - len(model))
 
 
