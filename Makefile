@@ -12,7 +12,10 @@ PAPER  ?= examples/tiny-sgd-paper.md
 OUT    ?= out/example
 MODEL  ?=
 ARGS   ?=
+BASE_URL ?=
 SHELL  := /bin/bash
+# BASE_URL=http://host:port/v1 is passed as --base-url (an OpenAI-compatible endpoint).
+override ARGS += $(if $(BASE_URL),--base-url $(BASE_URL),)
 
 .PHONY: run test lint bench clean
 

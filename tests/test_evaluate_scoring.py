@@ -363,6 +363,8 @@ def test_cli_prints_a_table_and_fails_cleanly(tmp_path: Path) -> None:
         assert p.returncode == 0, p.stderr
         assert "valid samples" in p.stdout and "4.000" in p.stdout
         assert "Estimate:" in p.stderr
+        # not a terminal: one progress line per judge answer instead of a silent display
+        assert "judge samples: 0/2" in p.stderr and "judge samples: 2/2" in p.stderr
         # no --yes and no terminal: refused before any call
         n = len(srv.requests)
         p = subprocess.run(base + ["-n", "3", "--rubric", str(eh.rubric_file(tmp_path))],
@@ -375,3 +377,16 @@ def test_cli_prints_a_table_and_fails_cleanly(tmp_path: Path) -> None:
     p = subprocess.run(base + ["--rubric", str(bad), "--yes"], env=env, capture_output=True,
                        text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert p.returncode == 2 and "not readable JSON" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_relative_target_is_recorded_as_an_absolute_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`papercoder runs` must tell eval runs apart from any working directory."""
+    eh.write_repo(tmp_path / "repo", eh.REAL_CODE)
+    rules = [{"contains": review(k), "answer": eh.score_answer(4)} for k in (1, 2)]
+    store = Store(tmp_path / "s.db")
+    monkeypatch.chdir(tmp_path)
+    eh.run_eval(Path("repo"), ScriptedModel({"rules": rules}), store, tmp_path, samples=2)
+    run = store.runs(1)[0]
+    assert run.command == "eval" and run.out_dir == str(
+        tmp_path / "repo" / "eval" / "reference-free-scripted")

@@ -133,3 +133,74 @@ def test_every_command_has_a_row_in_the_table() -> None:
 
     commands = set(get_command(app).commands)  # type: ignore[attr-defined]
     assert commands <= {c for c, *_ in CASES}
+
+
+@pytest.mark.parametrize(("model", "status", "word"), [("script", 0, "done"),
+                                                       ("partial", 4, "partial"),
+                                                       ("nothing", 1, "failed")])
+def test_the_final_line_is_last_and_its_first_word_is_the_status(
+        tmp_path: Path, model: str, status: int, word: str) -> None:
+    """README, Exit status: the final line's word is the status. Nothing follows it (not the
+    report's path, not verify's verdict), and no "ok" appears in a partial or failed run."""
+    names = setup(tmp_path)
+    r = runner.invoke(app, ["run", names["paper"], "-m", names[model], "-o", names["out"],
+                            "-q"])
+    assert r.exit_code == status, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert lines[-1].split(":")[0] == word, r.output
+    assert sum(ln.startswith(f"{word}:") for ln in lines) == 1, r.output
+    if word != "done":
+        assert not any(ln.lower().startswith("ok") for ln in lines), r.output
+    if word != "failed":
+        assert "static checks:" in lines[-1], r.output  # verify's verdict joins the line
+
+
+def test_a_run_into_a_file_prints_one_line_per_step(tmp_path: Path) -> None:
+    """`make run > log 2>&1`: no terminal, so no live bar that shows nothing for minutes;
+    one line per step (stage started, each file) with the elapsed time."""
+    import subprocess
+    import sys
+
+    from tests.cli_proc import env
+
+    names = setup(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "papercoder", "run", names["paper"], "-m",
+                        names["script"], "-o", names["out"]], env=env(), capture_output=True,
+                       text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    steps = [ln for ln in r.stderr.splitlines() if ln.startswith("[")]
+    from tests import pipeline_helpers as ph
+
+    for i, f in enumerate(ph.FILES, 1):
+        assert any(f"] coding {i}/{len(ph.FILES)}: {f} · " in ln for ln in steps), r.stderr
+    assert any("] planning 0/4: started" in ln for ln in steps), r.stderr
+    assert r.stdout.splitlines()[-1].startswith("done: ")
+
+
+def test_a_sandbox_that_cannot_start_ends_the_run_with_one_final_line(tmp_path: Path) -> None:
+    """`run --execute` where bwrap fails before the program starts: no debug round for the
+    model, the reason on the final line (status first, last line), exit 1."""
+    import subprocess
+    import sys
+
+    from tests.cli_proc import env
+
+    names = setup(tmp_path)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "bwrap").write_text(
+        "#!/bin/sh\nfor a; do last=$a; done\n[ \"$last\" = true ] && exit 0\n"
+        "echo \"bwrap: Can't find source path out/x/verify/venv: No such file\" >&2\nexit 1\n",
+        encoding="utf-8")
+    (fake / "bwrap").chmod(0o755)
+    e = env()
+    e["PATH"] = f"{fake}:{e['PATH']}"
+    r = subprocess.run([sys.executable, "-m", "papercoder", "run", names["paper"], "-m",
+                        names["script"], "-o", names["out"], "-q", "--execute"], env=e,
+                       capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, r.stdout + r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith("done: ") and "sandbox could not start" in last, r.stdout
+    assert "Can't find source path" in last and "Traceback" not in r.stderr
+    run = json.loads((Path(names["out"]) / "run.json").read_text())
+    assert not (run.get("verify") or {}).get("rounds")

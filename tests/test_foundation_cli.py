@@ -156,7 +156,7 @@ def test_bad_key_exits_with_one_sentence(monkeypatch: pytest.MonkeyPatch) -> Non
                                            "--base-url", s.url), code=1)
     assert "rejected the API key" in out and "check OPENAI_API_KEY" in out
     logs = ok("logs")
-    assert "error" in logs and "rejected the API key" in logs
+    assert "failed" in logs and "rejected the API key" in logs
 
 
 def test_missing_key_and_timeout_option(srv: FakeOpenAIServer) -> None:
@@ -187,3 +187,59 @@ def test_models_lists_backends_keys_and_aliases(monkeypatch: pytest.MonkeyPatch,
     out = ok("models")
     assert "mybox" in out and "openai/qwen" in out and "OPENAI_API_KEY found" in out
     assert "Default model: openai/gpt-5.4" in out
+
+
+def test_logs_say_what_became_of_each_answer(tmp_path: Path) -> None:
+    """A cut-off answer is `cut off`, an answer sent back is `rejected: <why>`: from the logs
+    a user can see why a file failed. `--json` is JSON Lines; a bad `--stage` is an error."""
+    from tests import pipeline_helpers as ph
+
+    paper, _ = ph.write_fixture(tmp_path)
+    full = ph.code_answer("model.py")
+    cut = full.index("def fit")
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(ph.script(**{
+        "coding:main.py": "No code, sorry.",
+        "coding:model.py": [{"text": full[:cut], "finish_reason": "length"},
+                            {"text": "```python\n" + full[cut:]}]})))
+    r = cli("run", str(paper), "-m", f"scripted:{script}", "-o", str(tmp_path / "out"), "-q")
+    assert r.exit_code == 4, r.output
+    logs = ok("logs", "--stage", "coding")
+    rows = [ln for ln in logs.splitlines() if ln.startswith("#")]
+    main = [ln for ln in rows if " coding main.py " in ln]
+    assert main and all("rejected: " in ln for ln in main), logs
+    model = [ln for ln in rows if " coding model.py " in ln]
+    assert [("cut off" in ln, " ok " in ln) for ln in model] == [(True, False), (False, True)]
+    lines = ok("logs", "--json").splitlines()
+    records = [json.loads(ln) for ln in lines]  # every line is one JSON object
+    assert len(records) >= len(rows) and {"id", "stage", "status"} <= set(records[0])
+    assert any(x["status"].startswith("rejected: ") and x["file"] == "main.py"
+               for x in records)
+    out = failed_with_one_sentence(cli("logs", "--stage", "bogus"), code=2)
+    assert "coding" in out and "plan" in out and "bogus" in out
+
+
+def test_runs_tell_a_dead_run_and_its_output_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose process died without saying so (an eval killed in the middle) is listed as
+    `interrupted`, not `running` forever; a long model path does not hide the output folder."""
+    import subprocess
+    import sys
+
+    from tests.cli_proc import env
+
+    model = "local:/root/.cache/papercoder/models/SmolLM2-1.7B-Instruct-Q4_1.gguf"
+    code = ("from papercoder.cli import db_path\nfrom papercoder.store import Store\n"
+            f"Store(db_path()).create_run('eval', model={model!r}, "
+            f"out_dir={str(tmp_path / 'evals' / 'judge-one')!r})\n")
+    subprocess.run([sys.executable, "-c", code], env=env(), check=True, timeout=120)
+    live = Store(Path(os.environ["PAPERCODER_DB"])).create_run(
+        "eval", model=model, out_dir=str(tmp_path / "evals" / "judge-two"))
+    monkeypatch.setattr(console, "_width", 80)
+    out = ok("runs")
+    lines = out.splitlines()
+    dead = next(i for i, ln in enumerate(lines) if " eval " in ln and live not in ln)
+    assert "interrupted" in lines[dead] and "running" not in lines[dead], out
+    assert lines[dead + 1].rstrip().endswith("judge-one"), out
+    here = next(i for i, ln in enumerate(lines) if live in ln)
+    assert "running" in lines[here] and lines[here + 1].rstrip().endswith("judge-two"), out

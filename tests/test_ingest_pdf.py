@@ -164,3 +164,27 @@ def test_structure_failure_falls_back_to_plain_text(tmp_path: Path,
     assert [s.heading for s in paper.sections] == ["Text"]
     assert "Deep networks learn representations" in paper.sections[0].text
     assert "could not be recovered (IndexError)" in paper.warnings[0]
+
+
+@pytest.mark.shared
+def test_adaptive_pruning_table_marks_and_affiliations_are_read_right(shared: Path) -> None:
+    """`papercoder ingest` on a shared two-column ICML paper: Table 1's check marks and
+    arrows stay table text (not display equations, not counted as equations), and the
+    first page's affiliation footnote is not spliced into the Introduction."""
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from papercoder.cli import app
+
+    pdf = shared / "papers" / "adaptive-pruning" / "paper.pdf"
+    if not pdf.is_file():
+        pytest.skip("adaptive-pruning is not in ../shared")
+    r = CliRunner().invoke(app, ["ingest", str(pdf), "--json", "--no-source"])
+    assert r.exit_code == 0, r.output
+    paper = _json.loads(r.output)
+    assert not any(ch in eq for eq in paper["equations"] for ch in "✓✗⇑⇓"), paper["equations"]
+    intro = next(s for s in paper["sections"] if "Introduction" in s["heading"])
+    assert "Correspondence to" not in intro["text"] and "Copyright" not in intro["text"]
+    assert "For instance" in intro["text"] and "✗ ✓" in " ".join(
+        s["text"] for s in paper["sections"])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import yaml
 
 from papercoder.errors import ModelOutputError
 from papercoder.pipeline import RunOptions, run_pipeline
+from papercoder.pipeline.progress import Progress
 from papercoder.pipeline.schemas import Architecture, LogicDesign
 from papercoder.pipeline.workspace import artifact_name
 from papercoder.store import Store
@@ -29,8 +32,32 @@ except importlib.metadata.PackageNotFoundError:
                 allow_module_level=True)
 
 
+class Narrated(Progress):
+    """The run's step lines, shown on the terminal while pytest captures the rest: the
+    suite's slowest test (minutes on a busy CI machine) says what it is doing."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        super().__init__(quiet=False)
+        self.lines = True
+        self.capsys = capsys
+
+    def _line(self, item: str) -> None:
+        with self.capsys.disabled():
+            secs = int(time.monotonic() - self._started)
+            of = f" {self._done}/{self._total}" if self._total else ""
+            print(f"\n  [embedded model {secs // 60}:{secs % 60:02d}] {self._stage}{of}: "
+                  f"{item}", end="", file=sys.stderr, flush=True)
+
+    def working(self, item: str) -> None:
+        self._line(f"working on {item}")
+
+    def say(self, message: object) -> None:
+        pass
+
+
 @pytest.mark.slow
-def test_embedded_model_runs_the_whole_pipeline(tmp_path: Path) -> None:
+def test_embedded_model_runs_the_whole_pipeline(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     from papercoder.models.local import LocalModel
 
     paper = tmp_path / "paper.md"
@@ -39,7 +66,8 @@ def test_embedded_model_runs_the_whole_pipeline(tmp_path: Path) -> None:
     model = LocalModel()
     opts = RunOptions(paper=str(paper), out=out, quiet=True)
     try:
-        m = run_pipeline(opts, model=model, store=Store(tmp_path / "s.db"))
+        m = run_pipeline(opts, model=model, store=Store(tmp_path / "s.db"),
+                         progress=Narrated(capsys))
     except ModelOutputError as e:
         # A planning answer that is never whole (cut off by the length limit at every
         # re-ask) is not kept: the run fails with the reason, recorded in run.json.

@@ -39,3 +39,16 @@ def test_make_test_after_make_run_adds_only_the_test_extra(tmp_path: Path) -> No
     after_run = dry_run("test", venv)
     assert "-m venv" not in after_run and "pip install -v" not in after_run
     assert "'.[local,test]'" in after_run and "pytest" in after_run
+
+
+def test_make_run_passes_base_url(tmp_path: Path) -> None:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    venv = tmp_path / "venv"
+    r = subprocess.run(["make", "-n", "-C", str(ROOT), "run", f"VENV={venv}",
+                        "BASE_URL=http://127.0.0.1:8080/v1", "MODEL=openai/some-model",
+                        "ARGS=--execute"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if "papercoder run" in ln)
+    assert "--base-url http://127.0.0.1:8080/v1" in line and "--execute" in line
+    assert "--base-url" not in dry_run("run", venv)  # nothing when BASE_URL is not given

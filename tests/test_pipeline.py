@@ -364,3 +364,68 @@ def test_config_values_neither_in_the_paper_nor_marked_are_flagged(tmp_path: Pat
     flagged = [w for w in m.warnings if w.startswith("config.yaml has values")]
     assert flagged and "seed=7" in flagged[0]
     assert "steps" not in flagged[0] and "decay" not in flagged[0]
+
+
+def test_a_cut_off_answer_is_continued_in_a_small_window_too(tmp_path: Path) -> None:
+    """The embedded model's window is small: a cut-off code file is continued from where it
+    stopped (a "continue" turn after the answer so far), not asked again from scratch."""
+    full = ph.code_answer("model.py")
+    cut = full.index("def fit")
+    parts = [{"text": full[:cut], "finish_reason": "length"},
+             {"text": "```python\n" + full[cut:]}]
+    model, opts, store = _scripted_run(tmp_path, **{"coding:model.py": parts})
+    opts.context_window = 8192
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done", m.files
+    assert (opts.out / "repo" / "model.py").read_text() == ph.CODE["model.py"]
+    calls = [h for h in model.history if h["meta"].get("file") == "model.py"
+             and h["meta"]["stage"] == "coding"]
+    assert len(calls) == 2
+    assert calls[1]["messages"][-2] == {"role": "assistant", "content": full[:cut]}
+    assert "Continue exactly where it stopped" in calls[1]["messages"][-1]["content"]
+    assert not any("Answer again" in str(m["content"]) for c in calls for m in c["messages"])
+
+
+def test_generated_readme_describes_every_file_and_keeps_only_real_questions(
+        tmp_path: Path) -> None:
+    """A file without a note is described from its analysis (never `- main.py: `), and the
+    open questions hold what the plan asks, not "None", fences or JSON pieces."""
+    lg = json.loads(ph.logic())
+    for x in lg["logic_analysis"]:
+        if x["file"] == "main.py":
+            x["notes"] = ""
+        if x["file"] == "data.py":
+            x["notes"] = "```\n"
+    lg["anything_unclear"] = "```json\n{\"a\": 1}\n```\nN/A\nWhich batch size does Sec. 1 use?"
+    arch = ph.architecture().replace('"Nothing."', '"- None\\n- Which batch size does Sec. 1 '
+                                                    'use?\\n}"')
+    model, opts, store = _scripted_run(tmp_path, logic=json.dumps(lg), architecture=arch)
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done"
+    readme = (opts.out / "repo" / "README.md").read_text()
+    files = [ln for ln in readme.splitlines() if ln.startswith("- `")]
+    assert all(not ln.rstrip().endswith(":") for ln in files), readme
+    assert "- `main.py`: Implements part of Sec. 1 for main.py." in readme
+    questions = readme.split("## Open questions", 1)[1].split("##", 1)[0].strip()
+    assert questions == "- Which batch size does Sec. 1 use?", readme
+
+
+def test_a_config_of_plan_fragments_is_sent_back_and_pip_is_no_requirement(
+        tmp_path: Path) -> None:
+    """A weak model's config.yaml made of the logic design's keys (task_list,
+    required_packages, smoke_commands) is sent back with the reason; the report lists the
+    packages requirements.txt holds (not pip)."""
+    from papercoder.report.loader import load
+
+    fragments = ("```yaml\ntask_list: [main.py]\nrequired_packages: [numpy, pip]\n"
+                 "smoke_commands:\n  - python main.py --smoke\n```")
+    lg = json.loads(ph.logic())
+    lg["required_packages"] = ["numpy>=1.24", "pip"]
+    model, opts, store = _scripted_run(tmp_path, config=[fragments, ph.CONFIG],
+                                       logic=json.dumps(lg))
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done"
+    calls = [h for h in model.history if h["meta"]["stage"] == "config"]
+    assert len(calls) == 2 and "not a config.yaml" in calls[1]["messages"][-1]["content"]
+    assert "task_list" not in (opts.out / "repo" / "config.yaml").read_text()
+    assert load(opts.out).packages == ["numpy>=1.24"]

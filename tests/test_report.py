@@ -318,3 +318,25 @@ def test_checks_without_a_smoke_run(tmp_path: Path) -> None:
     assert "The smoke run did not run" in html and "STALE" not in html
     assert "Static repair: not applied" in html and "no usable edit" in html
     assert "After the static repair 1 remains." in html
+
+
+def test_report_open_without_a_browser_says_so(fixture_out: Path, tmp_path: Path) -> None:
+    """No display and no browser on PATH: the report is written (exit 0) and a line says it
+    could not be opened, with the address to open by hand; never silence."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.cli_proc import env
+
+    bare = tmp_path / "empty-bin"
+    bare.mkdir()
+    e = {k: v for k, v in env().items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")}
+    e["PATH"] = str(bare)
+    r = subprocess.run([sys.executable, "-m", "papercoder", "report", str(fixture_out),
+                        "--open"], env=e, capture_output=True, text=True, timeout=300,
+                       cwd=os.getcwd())
+    assert r.returncode == 0, r.stderr
+    said = " ".join(r.stderr.split())
+    assert "No web browser could be started here" in said, r.stderr
+    assert (fixture_out / "report.html").resolve().as_uri() in said

@@ -210,7 +210,11 @@ def test_the_rounds_are_bounded(tmp_path: Path) -> None:
     model = ScriptedModel({"verify": "no edits here"})
     v = run(out, model, Store(tmp_path / "s.db"), debug_rounds=0)
     assert v["rounds"] == [] and model.history == []
-    assert "used up" in v["smoke"]["stopped"]
+    assert v["smoke"]["stopped"] == "--debug-rounds 0 allows no repair"
+    from papercoder.verify.cli import summary
+
+    line, ok = summary(v)  # no "(the 0 debug rounds are used up) · 1 debug round(s)"
+    assert not ok and "(--debug-rounds 0 allows no repair) · 0 debug round(s) so far" in line
 
 
 def test_resume_in_the_middle_of_the_loop_pays_nothing_twice(
@@ -265,3 +269,38 @@ def test_static_repair_runs_when_there_are_findings(tmp_path: Path) -> None:
     assert (out / "repo" / "reproduce.sh").is_file()
     assert (out / "artifacts" / "debug" / "static.diff").read_text().startswith("--- /dev/null")
     assert v["executability"] is None and v["smoke"]["skipped"]
+
+
+@pytest.mark.parametrize("how", ["relative", "absolute"])
+def test_verify_execute_runs_the_same_with_a_relative_or_absolute_out(
+        tmp_path: Path, how: str) -> None:
+    """`papercoder verify out/example --execute` from the folder above OUT (as `make run`
+    does) runs the code, exactly like the absolute path; the failure line, if any, names a
+    real exit status, never the placeholder "[exit status N]"."""
+    import subprocess
+    import sys
+
+    from tests.cli_proc import env
+
+    out = make_out(tmp_path, good_repo())
+    arg = "out" if how == "relative" else str(out)
+    cwd = tmp_path if how == "relative" else tmp_path / "out" / "repo"
+    r = subprocess.run([sys.executable, "-m", "papercoder", "verify", arg, "--execute",
+                        "--no-install", "--timeout", "120"], cwd=cwd, env=env(),
+                       capture_output=True, text=True, timeout=600)
+    text = r.stdout + r.stderr
+    assert r.returncode == 0, text
+    assert "the repository RAN" in text and "exit status N" not in text
+    v = json.loads((out / "run.json").read_text(encoding="utf-8"))["verify"]
+    assert v["smoke"]["passed"] and not v["rounds"]
+
+
+def test_a_failed_smoke_run_is_said_with_its_real_exit_status(tmp_path: Path) -> None:
+    from papercoder.verify.debug import headline
+    from papercoder.verify.smoke import Failure
+
+    f = Failure("python main.py --smoke", "Traceback ...\nKeyError: 'width'\n[exit status 3]",
+                "exit", 3)
+    assert headline(f) == "python main.py --smoke: exit status 3: KeyError: 'width'"
+    bare = Failure("bash reproduce.sh", "\n[exit status 7]", "exit", 7)
+    assert headline(bare) == "bash reproduce.sh: exit status 7"

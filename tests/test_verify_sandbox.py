@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -185,3 +186,67 @@ def test_captured_output_is_capped(tmp_path: Path, use_bwrap: bool) -> None:
     assert len(r.output) < 70 * 1024
     assert r.output.startswith("line 0\n") and r.output.rstrip().endswith("THE END")
     assert "bytes of output left out" in r.output
+
+
+BWRAP_ONLY = pytest.mark.skipif(shutil.which("bwrap") is None or not Sandbox().bwrap,
+                                reason="bubblewrap (bwrap) cannot run here")
+
+
+@BWRAP_ONLY
+def test_relative_paths_work_from_any_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bwrap resolves a relative source path against its own root: the sandbox makes every
+    path absolute first, so a relative OUT runs the same as an absolute one."""
+    monkeypatch.chdir(tmp_path)
+    tool = Path("rel") / "tool"
+    tool.mkdir(parents=True)
+    (tool / "data.txt").write_text("seen\n", encoding="utf-8")
+    sb = Sandbox(readonly=[*_readonly(), tool])
+    work = _work(Path("."), sb, "print(open(__import__('sys').argv[1]).read())\n")
+    assert not work.is_absolute()
+    r = sb.run([sys.executable, "prog.py", str(tmp_path / tool / "data.txt")], work,
+               timeout=60, python_bin=Path(sys.executable))
+    assert r.exit == 0 and "seen" in r.output, r.output
+
+
+@BWRAP_ONLY
+def test_a_sandbox_that_cannot_start_is_our_error_not_the_programs(tmp_path: Path) -> None:
+    from papercoder.errors import SandboxError
+
+    sb = Sandbox(readonly=_readonly())
+    work = _work(tmp_path, sb, "print('ran')\n")
+    fake = tmp_path / "fake-bwrap"
+    fake.write_text("#!/bin/sh\necho \"bwrap: Can't find source path out/x: No such file\" >&2\n"
+                    "exit 1\n", encoding="utf-8")
+    fake.chmod(0o755)
+    sb.bwrap = str(fake)  # stands in for a bwrap that fails before the program starts
+    with pytest.raises(SandboxError) as e:
+        sb.run([sys.executable, "prog.py"], work, timeout=60, python_bin=Path(sys.executable))
+    assert "sandbox could not start" in str(e.value) and "Can't find source path" in str(e.value)
+    assert len(str(e.value).rstrip(".").split(". ")) == 1  # one sentence
+
+
+@BWRAP_ONLY
+@pytest.mark.skipif(os.geteuid() != 0, reason="the nobody user is used only by root")
+def test_an_interpreter_under_a_private_folder_runs_whoever_owns_home(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root, Python under a mode-700 folder (/root/.pyenv), HOME elsewhere: the sandbox runs
+    as nobody and must still reach what it binds read-only."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    private = Path(tempfile.mkdtemp(prefix="papercoder-test-", dir="/var/tmp"))
+    try:
+        private.chmod(0o700)
+        tool = private / "opt" / "tool"
+        tool.mkdir(parents=True)
+        (tool / "run.sh").write_text("#!/bin/sh\necho tool-ran\n", encoding="utf-8")
+        (tool / "run.sh").chmod(0o755)
+        (private / "secret").write_text("hidden\n", encoding="utf-8")
+        sb = Sandbox(readonly=[tool])
+        work = _work(tmp_path, sb, "")
+        r = sb.run([str(tool / "run.sh")], work, timeout=60)
+        assert r.exit == 0 and "tool-ran" in r.output, r.output
+        r = sb.run(["cat", str(private / "secret")], work, timeout=60)
+        assert r.exit != 0 and "hidden" not in r.output  # the rest stays out of sight
+    finally:
+        shutil.rmtree(private, ignore_errors=True)

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -207,6 +208,18 @@ def _left_cut(path: str, room: int) -> str:
     return path if len(path) <= room else "…" + path[-(room - 1):]
 
 
+def _model_and_folder(model: str, folder: str, room: int) -> tuple[str, str]:
+    """A run's model and output folder in ``room`` columns: the folder keeps at least half
+    (a long model path such as a .gguf file is cut first), so runs can be told apart."""
+    if len(model) + len(folder) <= room:
+        return model, folder
+    keep = max(room - len(folder), room // 2, 12)
+    if len(model) > keep:  # its start (provider) and its end (file) say most
+        head = 2 * (keep - 1) // 3
+        model = model[:head] + "…" + model[len(model) - (keep - 1 - head):]
+    return model, _left_cut(folder, room - len(model))
+
+
 def _title(text: str) -> Text:
     return _line((text, "bold"))
 
@@ -229,13 +242,13 @@ def runs(limit: int = typer.Option(30, "--limit", "-n")) -> None:
         console.print(_line((f"{r.id:<21}", "bold"), f"{when}  {r.command:<7} ",
                             (f"{r.status:<11}", _STATUS_STYLE.get(r.status, "")),
                             f" {_money(total)}"))
-        model = r.model or "-"
-        console.print(_line("  ", (model, "cyan"), " · ",
-                            _left_cut(r.out_dir or "-", console.width - len(model) - 5)))
+        model, where = _model_and_folder(r.model or "-", r.out_dir or "-", console.width - 5)
+        console.print(_line("  ", (model, "cyan"), " · ", where))
 
 
 _STATUS_STYLE = {"done": "green", "ok": "green", "planned": "green", "partial": "yellow",
-                 "stopped": "yellow", "failed": "red", "error": "red", "interrupted": "yellow"}
+                 "stopped": "yellow", "failed": "red", "error": "red", "interrupted": "yellow",
+                 "cut off": "yellow", "rejected": "red"}
 
 
 @app.command()
@@ -251,14 +264,19 @@ def logs(
     """Show the logged model exchanges of a run: two lines each (--full for everything)."""
     store = open_store()
     rid = _resolve_run(store, run)
+    if stage is not None:
+        store.check_stage(rid, stage)
     rows = store.exchanges(rid, stage=stage, file=file)
-    if as_json:
+    if as_json:  # JSON Lines: one exchange per line, exactly as json.loads reads it
+        from papercoder.store.db import exchange_json
+
         for x in rows:
-            console.print_json(json.dumps(x.__dict__, default=str), ensure_ascii=True)
+            sys.stdout.write(exchange_json(x) + "\n")
+        sys.stdout.flush()
         return
     if full:
         for x in rows:
-            console.rule(plain(f"#{x.id} {x.stage} {x.file or ''} · {x.model} · {x.status}",
+            console.rule(plain(f"#{x.id} {x.stage} {x.file or ''} · {x.model} · {x.shown_status}",
                                newlines=False))
             if isinstance(x.request, dict):
                 for m in x.request.get("messages", []):
@@ -280,7 +298,8 @@ def logs(
         cost = f" · {_money(x.cost)}" if x.status != "error" else ""
         secs = f" · {x.latency:.1f}s" if x.latency else ""
         console.print(_line((f"#{x.id} ", "bold"), where, " · ",
-                            (x.status, _STATUS_STYLE.get(x.status, "")),
+                            (x.shown_status, _STATUS_STYLE.get(
+                                x.shown_status.split(":")[0].split(" (")[0], "")),
                             *([] if one_model else [" · ", (x.model, "cyan")]),
                             f" · {x.prompt_tokens} ({x.cached_prompt_tokens}) → "
                             f"{x.completion_tokens}{cost}{secs}"))

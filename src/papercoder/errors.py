@@ -88,6 +88,10 @@ class OutputBusyError(ConfigError):
     """Another papercoder process holds the output folder's lock."""
 
 
+class SandboxError(PapercoderError):
+    """The sandbox itself could not start (our fault or the system's, never the model's)."""
+
+
 class Interrupted(BaseException):  # noqa: N818 - a signal, like KeyboardInterrupt
     """The user pressed Ctrl-C: no new model call is started. A BaseException (not an
     Exception) so that no stage mistakes it for a failed step."""

@@ -88,6 +88,10 @@ CONTINUE = ("Your answer was cut off by the length limit. Continue exactly where
             "without repeating anything and without any preamble.")
 
 
+MIN_CONTINUATION = 128
+"""Tokens a continuation needs at least to be worth asking for."""
+
+
 def join_continuation(first: Completion, more: Completion) -> Completion:
     """One answer from a cut-off answer and its continuation. A continuation that reopens
     the code fence the first part left open has that fence line dropped."""
@@ -97,7 +101,8 @@ def join_continuation(first: Completion, more: Completion) -> Completion:
     cost = None if first.cost is None or more.cost is None else first.cost + more.cost
     return Completion(text=first.text + tail, model=more.model, usage=first.usage + more.usage,
                       latency=first.latency + more.latency, finish_reason=more.finish_reason,
-                      cached=first.cached and more.cached, cost=cost)
+                      cached=first.cached and more.cached, cost=cost,
+                      exchanges=first.exchanges + more.exchanges)
 
 
 @dataclass
@@ -232,11 +237,13 @@ class Caller:
                     "answer was stored when it arrived and is not paid for again; rerun with "
                     "--no-cache to ask the server again).")
             if hit is not None and hit.response is not None:
-                self.store.log(run_id=self.run_id, stage=stage, file=file, model=self.model.name,
-                               key=key, request={"cache_hit_of": hit.id}, response=None,
-                               status="cached", cached_from=hit.id, cost=0.0, latency=0.0)
+                xid = self.store.log(run_id=self.run_id, stage=stage, file=file,
+                                     model=self.model.name, key=key,
+                                     request={"cache_hit_of": hit.id}, response=None,
+                                     status="cached", cached_from=hit.id, cost=0.0, latency=0.0,
+                                     finish_reason=hit.finish_reason)
                 c = Completion(text=hit.response, model=hit.model, finish_reason=hit.finish_reason,
-                               parsed=hit.parsed, cached=True, cost=0.0)
+                               parsed=hit.parsed, cached=True, cost=0.0, exchanges=[xid])
                 self._account(stage, c)
                 return c
         est = _estimate(messages)
@@ -277,12 +284,12 @@ class Caller:
             # text is parsed again from the stored one, so nothing unencodable goes on.
             c.text, c.parsed = clean, None
         c.cost = cost_of(self.model.name, c.usage)
-        self.store.log(
+        c.exchanges = [self.store.log(
             run_id=self.run_id, stage=stage, file=file, model=self.model.name, key=key,
             request=request, response=c.text, parsed=_jsonable(c.parsed),
             usage=c.usage.to_dict(), cost=c.cost, latency=c.latency,
             finish_reason=c.finish_reason, status="ok",
-        )
+        )]
         self._account(stage, c)
         return c
 
@@ -364,18 +371,26 @@ class Caller:
         for attempt in range(repairs + 1):
             c = await self._exchange(convo, stage=stage, file=file, schema=schema,
                                      temperature=temperature, max_tokens=max_tokens)
+            made = 0
             if schema is None:
                 for _ in range(continuations):
                     if c.finish_reason not in TRUNCATED:
                         break
+                    # The model continues from where it stopped: its answer so far, then a
+                    # "continue" turn; the pieces are joined. In a small window the
+                    # continuation gets the room that is left (none left: asked again).
+                    ask = convo + [{"role": "assistant", "content": c.text},
+                                   {"role": "user", "content": CONTINUE}]
+                    room = int(self.context_window * 1.05) - _estimate(ask)
+                    if room < MIN_CONTINUATION:
+                        break
                     more = await self._exchange(
-                        convo + [{"role": "assistant", "content": c.text},
-                                 {"role": "user", "content": CONTINUE}],
-                        stage=stage, file=file, schema=None, temperature=temperature,
-                        max_tokens=max_tokens)
+                        ask, stage=stage, file=file, schema=None, temperature=temperature,
+                        max_tokens=min(max_tokens or room, room))
                     c = join_continuation(c, more)
+                    made += 1
             try:
-                self._whole(c, free_text=schema is None, continuations=continuations,
+                self._whole(c, free_text=schema is None, continuations=made,
                             cut_ok=accept_cut)
                 if accept_cut and schema is None and c.finish_reason in TRUNCATED:
                     log.warning("%s%s: the answer was cut off by the length limit and kept, "
@@ -391,7 +406,10 @@ class Caller:
                     salvaged = last_resort(c, e)
                     if salvaged is not None:
                         c.parsed = salvaged
+                        self.store.set_outcome(c.exchanges[-1:], "ok (salvaged: "
+                                               f"{e.user_message})")
                         return c
+                self.store.set_outcome(c.exchanges[-1:], f"rejected: {e.user_message}")
                 if attempt == repairs:
                     where = f" for {file}" if file else ""
                     raise ModelOutputError(

@@ -233,9 +233,12 @@ async def _scoring(t: Target, paper: Paper, caller: Caller, options: EvalOptions
                                                         gold_note, 1)}]
     _confirm(options, estimate_scoring(caller.model.name, options.samples,
                                        estimate_messages(full), estimate_messages(prefix)))
+    if options.on_progress:
+        options.on_progress(0, options.samples)
     samples = await take_samples(
         caller, prefix, lambda k: prompt(code, gold_code, left_note, gold_note, k),
-        options.samples, concurrency=options.concurrency, repairs=options.repairs)
+        options.samples, concurrency=options.concurrency, repairs=options.repairs,
+        on_done=options.on_progress)
     valid = [float(x.score) for x in samples if x.valid and x.score is not None]
     s.update(score=mean_score(samples), valid_samples=len(valid), samples=valid,
              spread=spread(valid), files_shown=[f.path for f in shown],
@@ -337,8 +340,8 @@ async def evaluate_target(target: Path, *, paper: Paper, judge: Model, store: St
         raise ConfigError(f"The reference repository {options.ref} is not a folder; check "
                           "the --ref path.")
     run_id = store.create_run("eval", paper=paper.source or paper.title, model=judge.name,
-                              out_dir=str(out_dir), settings={"mode": options.mode,
-                                                              "samples": options.samples})
+                              out_dir=str(Path(out_dir).absolute()),
+                              settings={"mode": options.mode, "samples": options.samples})
     caller = Caller(judge, store, run_id, use_cache=options.use_cache,
                     max_cost=options.max_cost, context_window=options.context_window)
     title = paper.title or str(target)

@@ -157,11 +157,15 @@ def eval_command(
                        context_window=context_window, use_cache=not no_cache,
                        confirm=_confirm_factory(yes, max_cost))
     store = open_store()
-    progress = Progress(TextColumn("grading leaves"), BarColumn(), MofNCompleteColumn(),
+    what = "grading leaves" if rubric is not None else "judge samples"
+    progress = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err_console, transient=True)
     task = progress.add_task("grading", total=None)
 
     def tick(done: int, total: int) -> None:
+        if not err_console.is_terminal:  # no live display there: one line per answer
+            err_console.print(f"{what}: {done}/{total}", highlight=False)
+            return
         if not progress.live.is_started:  # started after the confirmation question
             progress.start()
         progress.update(task, completed=done, total=total)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -89,9 +90,17 @@ async def take_samples(
     *,
     concurrency: int,
     repairs: int = 2,
+    on_done: Callable[[int, int], None] | None = None,
 ) -> list[Sample]:
-    """``n`` judge answers; ``render_prompt(k)`` is the last user turn of sample ``k``."""
+    """``n`` judge answers; ``render_prompt(k)`` is the last user turn of sample ``k``.
+    ``on_done(done, n)`` is told after each answer (the progress display)."""
     sem = asyncio.Semaphore(max(1, concurrency))
+    finished = [0]
+
+    def tell() -> None:
+        finished[0] += 1
+        if on_done is not None:
+            on_done(finished[0], n)
 
     async def one(k: int) -> Sample:
         async with sem:
@@ -100,7 +109,9 @@ async def take_samples(
                 c = await caller.call(msgs, stage="eval", file=f"sample-{k}", schema=ScoreAnswer,
                                       repairs=repairs)
             except JUDGE_FAILURES as e:
+                tell()
                 return Sample(k, False, error=str(e))
+            tell()
             ans = c.parsed if isinstance(c.parsed, ScoreAnswer) else \
                 ScoreAnswer.model_validate(c.parsed)
             return Sample(k, True, ans.score,

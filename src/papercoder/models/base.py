@@ -104,6 +104,8 @@ class Completion:
     """True when the answer came from papercoder's own response cache (no call was made)."""
     cost: float | None = None
     """Dollars, or None when the model's price is unknown. Filled in by the caller."""
+    exchanges: list[int] = field(default_factory=list)
+    """The store's ids of the exchanges this answer came from (pieces of a continued one)."""
 
 
 @runtime_checkable

@@ -339,6 +339,34 @@ def _drop_running(pages: list[list[Line]], height: float) -> int:
     return dropped
 
 
+_FRONT_NOTE = re.compile(r"correspondence|@\w|proceedings of|copyright|equal contribution|"
+                         r"work done|universit|institute|laborator|department|preprint|"
+                         r"under review|conference on", re.I)
+
+
+def _drop_front_footnotes(first: list[Line], body: float) -> tuple[list[Line], int]:
+    """The first page's footnote block at the foot of a column (affiliations,
+    correspondence, the venue and copyright line): set smaller than the text, below it, and
+    about the paper rather than in it. Left in, it lands in the Introduction mid-sentence."""
+    drop: set[int] = set()
+    i = len(first)
+    while i > 0:  # each column's run of lines, from the end of the page back
+        col = first[i - 1].column
+        j = i
+        while j > 0 and first[j - 1].column == col:
+            j -= 1
+        k = i
+        while k > j and first[k - 1].size <= 0.92 * body:
+            k -= 1
+        note = first[k:i]
+        words = sum(len(ln.text) for ln in note if re.search(r"[A-Za-z]{3}", ln.text))
+        if k > j and words >= 40 and _FRONT_NOTE.search(" ".join(ln.text for ln in note)) \
+                and first[k - 1].y > note[0].y:
+            drop.update(range(k, i))
+        i = j
+    return [ln for n, ln in enumerate(first) if n not in drop], len(drop)
+
+
 def layout(reader: Any) -> Layout:
     """Lines of every page in reading order."""
     fonts = Fonts()
@@ -379,6 +407,9 @@ def layout(reader: Any) -> Layout:
         pages.append(_page_lines(i, bands, gutter))
     dropped = _drop_running(pages, height or 792.0) + dropped_numbers
     body = sizes.most_common(1)[0][0] if sizes else 10.0
+    if pages:
+        pages[0], notes = _drop_front_footnotes(pages[0], body)
+        dropped += notes
     return Layout(pages=pages, width=width or 612.0, height=height or 792.0, body_size=body,
                   two_column_pages=two, dropped_lines=dropped, rotated_chars=fonts.rotated,
                   failed_pages=failed, rules=rules, dropped_glyphs=fonts.dropped)

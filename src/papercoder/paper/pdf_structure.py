@@ -83,8 +83,25 @@ def _drop_title_headers(doc: Doc, title: str, keep: set[int]) -> None:
 
 
 # -- paragraphs -------------------------------------------------------------------------------
+_CHECKS = set("✓✗✔✘☑☒")
+_TABLE_MARKS = _CHECKS | set("⇑⇓↑↓⇧⇩")
+
+
+def _table_marks(text: str) -> bool:
+    """A row of a table's check marks and arrows ("✗ ✓ ⇑High ⇓Low = ="), not maths: check
+    marks never stand in an equation, and arrows only with words and "=" beside them."""
+    if any(ch in _CHECKS for ch in text):
+        return True
+    marks = sum(ch in _TABLE_MARKS for ch in text)
+    rest = re.sub(r"[=\s_{}]|[A-Za-z]+", "", "".join(ch for ch in text
+                                                     if ch not in _TABLE_MARKS))
+    return marks >= 2 and not rest
+
+
 def _is_equation(doc: Doc, ln: Line) -> bool:
     t = ln.text
+    if _table_marks(t):
+        return False
     if ln.math >= 0.45 and len(t) < 200:
         return True
     left, right = doc.edge(ln)
@@ -140,7 +157,7 @@ def _equation_flags(doc: Doc, lines: list[Line]) -> list[bool]:
     while changed:
         changed = False
         for i, ln in enumerate(lines):
-            if flags[i] or not _satellite(doc, ln):
+            if flags[i] or not _satellite(doc, ln) or _table_marks(ln.text):
                 continue
             for j in (i - 1, i + 1):
                 if 0 <= j < len(lines) and flags[j]:

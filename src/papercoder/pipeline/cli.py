@@ -10,7 +10,7 @@ import typer
 from rich.text import Text
 
 from papercoder.console import console, err_console, plain, styled
-from papercoder.errors import BudgetExceeded, ConfigError, PapercoderError
+from papercoder.errors import BudgetExceeded, ConfigError, PapercoderError, SandboxError
 
 if TYPE_CHECKING:
     from papercoder.pipeline.workspace import Manifest
@@ -73,8 +73,9 @@ def _run(paper: str, model: str | None, out: Path | None, stop_after: str,
          verify: dict | None = None, **kw: Any) -> None:
     out = out or Path("out") / default_out_name(paper)
     report = True
+    final: list[Text] = []  # the status line, printed last of all
     try:
-        _run_stages(paper, model, out, stop_after, verify=verify, **kw)
+        _run_stages(paper, model, out, stop_after, verify=verify, final=final, **kw)
     except PapercoderError as e:
         # Bad settings, a link in OUT or a busy OUT (exit 2): the run never started, and
         # OUT may belong to another run or hold a link, so nothing more is written there.
@@ -83,6 +84,8 @@ def _run(paper: str, model: str | None, out: Path | None, stop_after: str,
     finally:
         if report:
             _write_report(out)
+        for line in final:
+            console.print(line, soft_wrap=True)
 
 
 def _write_report(out: Path) -> None:
@@ -100,7 +103,8 @@ def _write_report(out: Path) -> None:
 
 
 def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
-                verify: dict | None = None, **kw: Any) -> None:
+                verify: dict | None = None, final: list[Text] | None = None,
+                **kw: Any) -> None:
     from papercoder.cli import db_path
     from papercoder.models import default_model_name
     from papercoder.pipeline import RunOptions, run_pipeline
@@ -127,12 +131,21 @@ def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
         err_console.print(plain(f"Artifacts so far are in {out}; rerun with a higher "
                                 "--max-cost to continue."), soft_wrap=True)
         raise
-    code = print_summary(m, out, paper)
+    final = [] if final is None else final
+    code = print_summary(m, out, paper, final)
     if stop_after == "coding" and verify is not None and m.status in ("done", "partial"):
-        from papercoder.verify.cli import report, run_verify
+        from papercoder.verify.cli import run_verify, summary
 
-        report(run_verify(out, model=model, base_url=opts.base_url, quiet=opts.quiet,
-                          **verify))  # static checks always; smoke run with --execute
+        # static checks always; smoke run with --execute. Their verdict joins the final
+        # line, whose first word stays the run's status.
+        try:
+            said, ran = summary(run_verify(out, model=model, base_url=opts.base_url,
+                                           quiet=opts.quiet, **verify))
+        except SandboxError as e:  # ours, not the code's: said on the final line
+            said, ran = f"verify stopped: {e}", False
+        final[-1].append(plain(f" · {said}"))
+        if not ran:
+            code = 1  # README, Exit status: 1 when the repository did not run
     if code:
         raise typer.Exit(code)
 
@@ -143,8 +156,9 @@ EXIT_STATUS = {"done": 0, "planned": 0, "analyzed": 0, "partial": 4, "failed": 1
 """Exit status per final run status (README "Exit status")."""
 
 
-def print_summary(m: Manifest, out: Path, paper: str) -> int:
-    """The run's final lines; returns the exit status they stand for."""
+def print_summary(m: Manifest, out: Path, paper: str, final: list[Text] | None = None) -> int:
+    """The run's closing lines; returns the exit status they stand for. The status line goes
+    to ``final`` (printed last, after the report and verify) or, without it, first."""
     t = m.totals
     cost = "unknown" if t.get("cost_usd") is None else f"${t['cost_usd']:.4f}"
     written = sum(1 for s in m.files.values() if s.get("status") == "written")
@@ -161,7 +175,10 @@ def print_summary(m: Manifest, out: Path, paper: str) -> int:
     line.append(plain(f" {what} · {t.get('calls', 0)} calls ({t.get('cache_hits', 0)} cached) · "
                       f"{t.get('prompt_tokens', 0):,} prompt + {toks:,} output tokens · {cost} · "
                       f"{wall:.1f}s{speed} · run {m.run_id}"))
-    console.print(line, soft_wrap=True)
+    if final is None:
+        console.print(line, soft_wrap=True)
+    else:
+        final.append(line)
     read_from = str(m.paper.get("read_from") or "")
     if read_from:
         what = ("the arXiv LaTeX source (" + read_from.split(":", 1)[1] + ")"

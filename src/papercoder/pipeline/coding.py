@@ -242,6 +242,52 @@ def who_wrote(p: Pipeline) -> str:
     return "; ".join(f"{', '.join(sorted(v))} ({k})" for k, v in by_stage.items() if v)
 
 
+_NOTHING = re.compile(r"^(none|n/?a|nothing|no|nil|null|-+|\.+|\[\]|\{\}|\"\"|''|tbd|"
+                      r"nothing (is )?unclear|no open questions?|everything is clear)\W*$",
+                      re.I)
+_MARKUP = re.compile(r"^[\s#>*`_|+=~-]*(\d+[.)]\s+)?")
+
+
+def _prose_lines(text: str) -> list[str]:
+    """The lines of ``text`` that say something: markup, code and fences dropped."""
+    out: list[str] = []
+    fenced = False
+    for raw in text.splitlines():
+        if raw.strip().startswith("```"):
+            fenced = not fenced
+            continue
+        if raw.lstrip().startswith("#"):
+            continue  # a heading names, it does not describe
+        line = _MARKUP.sub("", raw).strip().rstrip("*_`").strip()
+        if fenced or not re.search(r"[A-Za-z]{3}", line) or _NOTHING.match(line):
+            continue
+        if re.match(r"^[\[{]", line) or line.endswith(("{", "[")) or "\": \"" in line:
+            continue  # JSON pieces
+        out.append(" ".join(line.split()))
+    return out
+
+
+def describe_file(notes: str, analysis: str) -> str:
+    """One line saying what a file is for: the logic design's note, else the analysis."""
+    for text in (notes, analysis):
+        lines = _prose_lines(text or "")
+        if lines:
+            first = lines[0]
+            return first if len(first) <= 200 else first[:199].rstrip() + "…"
+    return "(the plan gives no description)"
+
+
+def open_questions(*texts: str) -> str:
+    """The plan's open questions as a list of real questions and notes; "None", "N/A",
+    fences, JSON pieces and repeats are left out ("" when nothing is left)."""
+    seen: list[str] = []
+    for text in texts:
+        for line in _prose_lines(text or ""):
+            if line not in seen:
+                seen.append(line)
+    return "\n".join(f"- {q}" for q in seen[:20])
+
+
 def finish_repo(p: Pipeline, code: dict[str, str]) -> None:
     """config.yaml, requirements.txt and README.md beside the generated files."""
     assert p.architecture is not None and p.logic is not None
@@ -258,9 +304,10 @@ def finish_repo(p: Pipeline, code: dict[str, str]) -> None:
     p.ws.write_repo_file("README.md", p.render(
         "repo_readme", title=p.paper.title, source=p.paper.source, model=who_wrote(p),
         approach=p.architecture.implementation_approach,
-        files=[(f, next((x.notes for x in p.logic.logic_analysis if x.file == f), ""),
+        files=[(f, describe_file(next((x.notes for x in p.logic.logic_analysis
+                                       if x.file == f), ""), p.analyses.get(f, "")),
                 p.manifest.files.get(f, {}).get("status", "pending")) for f in p.order],
         entry=entry_point(written), planned_entry=entry_point(p.order),
         missing=[f for f in p.order if f not in written],
-        unclear=p.architecture.anything_unclear,
+        unclear=open_questions(p.architecture.anything_unclear, p.logic.anything_unclear),
         has_requirements=bool(reqs), warnings=p.manifest.warnings) + "\n")

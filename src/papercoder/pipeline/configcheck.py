@@ -21,9 +21,20 @@ MARKER = re.compile(r"#.*\b(assumed|not\s+(?:given|stated|specified|mentioned)?\
                     r"paper)\b", re.I)
 """The explicit "assumed" marker on a config line."""
 
-PLAN_KEYS = {"task_list", "logic_analysis", "required_packages", "file_list",
-             "shared_knowledge", "anything_unclear", "implementation_approach",
-             "data_structures_and_interfaces", "program_call_flow", "full_api_spec"}
+def _plan_keys() -> set[str]:
+    """Every field name (and alias) of the planning artifacts: keys a config never has."""
+    from papercoder.pipeline.schemas import Architecture, FileLogic, LogicDesign
+
+    keys = {"full_api_spec", "depends_on"}
+    for model in (Architecture, LogicDesign, FileLogic):
+        for name, f in model.model_fields.items():
+            keys.add(name)
+            for alias in getattr(f.validation_alias, "choices", []) or []:
+                keys.add(str(alias).strip().lower().replace(" ", "_"))
+    return keys
+
+
+PLAN_KEYS = _plan_keys()
 
 _NUM = r"[-+−]?\d+(?:\.\d+)?"
 # (pattern, function of the match -> values); tried on the LaTeX-ish text in this order
@@ -150,8 +161,9 @@ def config_problem(data: Any) -> str | None:
     if not isinstance(data, dict) or not data:
         return "it is not a mapping of settings"
     keys = {str(k).strip().lower().replace(" ", "_") for k in data}
-    if keys <= PLAN_KEYS:
-        return f"it holds parts of the plan ({', '.join(sorted(keys))}), not settings"
+    plan = keys & PLAN_KEYS
+    if plan and 2 * len(plan) >= len(keys):  # mostly plan fragments, perhaps with a setting
+        return f"it holds parts of the plan ({', '.join(sorted(plan))}), not settings"
 
     def leaves(v: Any) -> int:
         if isinstance(v, dict):

@@ -100,8 +100,7 @@ class Pipeline:
     async def call(self, messages: list[Message], *, stage: str, file: str | None = None,
                    **kw: Any) -> Completion:
         kw.setdefault("max_tokens", self.budget.max_tokens_for(stage))
-        if not self.budget.small:  # a small window has no room to continue an answer
-            kw.setdefault("continuations", 2)
+        kw.setdefault("continuations", 2)  # in a small window, as far as the room left allows
         if self.opts.layout == "plain":
             messages = plain_layout(messages)
         return await self.caller.call(messages, stage=stage, file=file, **kw)

@@ -265,7 +265,10 @@ def _load_design(d: ReportData) -> None:
             src = text(arch.get(key), TEXT_LIMIT) or None
         setattr(d, attr, src)
     logic = as_dict(_json(out, "artifacts/logic.json", notes))
-    d.packages = texts(logic.get("required_packages"), 500)
+    from papercoder.pipeline.coding import requirements
+
+    # What requirements.txt holds: pip itself, the standard library and Python left out.
+    d.packages = requirements(texts(logic.get("required_packages"), 500))[0]
     d.shared_knowledge = text(logic.get("shared_knowledge"), TEXT_LIMIT)
     u = text(logic.get("anything_unclear"), TEXT_LIMIT)
     if u:

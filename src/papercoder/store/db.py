@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -58,6 +60,8 @@ class RunRecord:
     out_dir: str | None
     status: str
     settings: dict[str, Any]
+    process: dict[str, Any] | None = None
+    """The process that runs it (pid, host, start time), kept apart from the settings."""
 
 
 @dataclass
@@ -81,6 +85,69 @@ class Exchange:
     status: str
     error: str | None
     cached_from: int | None
+    outcome: str | None = None
+    """What became of the answer: ``ok``, ``cut off`` (then continued), ``rejected: <why>``
+    (sent back to the model), ``failed`` (no answer). None in stores from before it existed."""
+
+    @property
+    def shown_status(self) -> str:
+        """The status ``papercoder logs`` shows: the outcome, else the stored status."""
+        return self.outcome or self.status
+
+
+STAGES = ("ingest", "summarize", "plan", "architecture", "logic", "config", "analysis",
+          "coding", "refine", "verify", "eval", "prompt")
+"""The stages papercoder logs exchanges under."""
+
+
+def exchange_json(x: Exchange) -> str:
+    """One exchange as one line of JSON (for JSON Lines output)."""
+    return json.dumps({**x.__dict__, "status": x.shown_status, "stored_status": x.status},
+                      default=str, ensure_ascii=True)
+
+
+PROCESS_KEY = "_process"
+"""Where a run's settings say which process runs it (to tell a dead run from a live one)."""
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), to tell reused pids."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _this_process() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "start": _start_time(os.getpid())}
+
+
+def _still_running(proc: Any) -> bool:
+    """Whether the process a run record names is alive; True when it cannot be told (no
+    record, another host)."""
+    if not isinstance(proc, dict) or not isinstance(proc.get("pid"), int):
+        return True
+    if proc.get("host") != socket.gethostname():
+        return True
+    pid = proc["pid"]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # alive, someone else's
+    started = _start_time(pid)
+    return started is None or proc.get("start") in (None, started)
+
+
+def _default_outcome(status: str, finish_reason: str | None) -> str:
+    if status == "error":
+        return "failed"
+    if status == "malformed":
+        return "rejected: the answer had the wrong shape"
+    word = "cut off" if finish_reason in ("length", "max_tokens") else "ok"
+    return f"{word} (cached)" if status == "cached" else word
 
 
 def _wal(conn: sqlite3.Connection, wait: float = 30.0) -> None:
@@ -136,13 +203,14 @@ class Store:
         run_id: str | None = None,
     ) -> str:
         rid = run_id or new_run_id()
+        settings = {**dict(settings or {}), PROCESS_KEY: _this_process()}
         with self._lock, self._conn:
             self._conn.execute(
                 "INSERT INTO runs(id, created, command, paper, model, out_dir, status, settings)"
                 " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status='running',"
                 " model=excluded.model, settings=excluded.settings",
                 (rid, time.time(), command, escape_surrogates(paper), escape_surrogates(model),
-                 escape_surrogates(out_dir), "running", _dumps(dict(settings or {}))),
+                 escape_surrogates(out_dir), "running", _dumps(settings)),
             )
         return rid
 
@@ -151,11 +219,20 @@ class Store:
             self._conn.execute("UPDATE runs SET status=? WHERE id=?", (status, run_id))
 
     def runs(self, limit: int = 50) -> list[RunRecord]:
+        """The newest runs. A run still marked ``running`` whose process is gone (killed,
+        or interrupted before it could say so) is ``interrupted``, here and from now on."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT * FROM runs ORDER BY created DESC LIMIT ?", (limit,)
             ).fetchall()
-        return [self._run(r) for r in rows]
+        records = [self._run(r) for r in rows]
+        for r in records:
+            if r.status == "running" and not _still_running(r.process):
+                r.status = "interrupted"
+                with self._lock, self._conn:
+                    self._conn.execute("UPDATE runs SET status='interrupted' WHERE id=? AND "
+                                       "status='running'", (r.id,))
+        return records
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._lock:
@@ -169,9 +246,11 @@ class Store:
 
     @staticmethod
     def _run(r: sqlite3.Row) -> RunRecord:
+        settings = json.loads(r["settings"] or "{}")
+        process = settings.pop(PROCESS_KEY, None) if isinstance(settings, dict) else None
         return RunRecord(
             r["id"], r["created"], r["command"], r["paper"], r["model"], r["out_dir"],
-            r["status"], json.loads(r["settings"] or "{}"),
+            r["status"], settings, process if isinstance(process, dict) else None,
         )
 
     # -- exchanges ----------------------------------------------------------------------
@@ -204,14 +283,15 @@ class Store:
         status: str = "ok",
         error: str | None = None,
         cached_from: int | None = None,
+        outcome: str | None = None,
     ) -> int:
         u = {k: v for k, v in dict(usage or {}).items() if isinstance(v, int) and v >= 0}
         with self._lock, self._conn:
             cur = self._conn.execute(
                 "INSERT INTO exchanges(run_id, created, stage, file, model, cache_key, request,"
                 " response, parsed, prompt_tokens, cached_prompt_tokens, cache_write_tokens,"
-                " completion_tokens, cost, latency, finish_reason, status, error, cached_from)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " completion_tokens, cost, latency, finish_reason, status, error, cached_from,"
+                " outcome) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id, time.time(), escape_surrogates(stage), escape_surrogates(file),
                     escape_surrogates(model), key,
@@ -223,9 +303,19 @@ class Store:
                     cost, latency, escape_surrogates(finish_reason), status,
                     escape_surrogates(error),
                     cached_from,
+                    escape_surrogates(outcome or _default_outcome(status, finish_reason)),
                 ),
             )
             return int(cur.lastrowid or 0)
+
+    def set_outcome(self, exchange_ids: list[int], outcome: str) -> None:
+        """Record what became of answers already logged (e.g. rejected by a check)."""
+        if not exchange_ids:
+            return
+        with self._lock, self._conn:
+            self._conn.executemany("UPDATE exchanges SET outcome=? WHERE id=?",
+                                   [(escape_surrogates(outcome[:500]), i)
+                                    for i in exchange_ids])
 
     def exchanges(
         self,
@@ -246,6 +336,17 @@ class Store:
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
         return [self._exchange(r) for r in rows]
+
+    def check_stage(self, run_id: str | None, stage: str) -> None:
+        """ConfigError (one sentence, exit 2) for a stage name no exchange can have."""
+        with self._lock:
+            used = {r[0] for r in self._conn.execute(
+                "SELECT DISTINCT stage FROM exchanges WHERE run_id IS ? AND stage IS NOT NULL",
+                (run_id,)).fetchall()}
+        valid = [*STAGES, *sorted(used - set(STAGES))]
+        if stage not in valid:
+            raise ConfigError(f"--stage {stage!r} is not a stage; give one of: "
+                              f"{', '.join(valid)}.")
 
     def cost_summary(self, run_id: str) -> list[dict[str, Any]]:
         """Per stage and model: calls, tokens and dollars (None where a price was unknown)."""
@@ -284,5 +385,5 @@ class Store:
             json.loads(r["parsed"]) if r["parsed"] else None,
             r["prompt_tokens"], r["cached_prompt_tokens"], r["cache_write_tokens"],
             r["completion_tokens"], r["cost"], r["latency"], r["finish_reason"], r["status"],
-            r["error"], r["cached_from"],
+            r["error"], r["cached_from"], r["outcome"],
         )

@@ -42,6 +42,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX exchanges_cache ON exchanges(cache_key, status);
     CREATE INDEX exchanges_run ON exchanges(run_id, stage);
     """,
+    # 2: what became of each exchange: ok, cut off, rejected: <reason>, failed
+    """
+    ALTER TABLE exchanges ADD COLUMN outcome TEXT;
+    """,
 ]
 
 

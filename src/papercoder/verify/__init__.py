@@ -24,7 +24,7 @@ from papercoder.llm import Caller
 from papercoder.models.base import Model
 from papercoder.pipeline.workspace import Workspace
 from papercoder.store import Store
-from papercoder.verify.debug import ask_repair, build_messages, signature
+from papercoder.verify.debug import ask_repair, build_messages, headline, signature
 from papercoder.verify.edits import unified_diff, write_files
 from papercoder.verify.env import EnvManager
 from papercoder.verify.grounding import ground
@@ -194,7 +194,7 @@ def prepare_repository(path: Path, out: Path, smoke: list[str]) -> Path:
 async def verify_output(out: Path, *, model: Model | None, store: Store,
                         options: VerifyOptions, run_id: str | None = None) -> dict[str, Any]:
     """Verify the repository in ``out``; returns the "verify" dict (also saved in run.json)."""
-    out = Path(out)
+    out = Path(out).absolute()  # the sandbox and pip see absolute paths, whatever the cwd
     ws = Workspace(out)
     m = ws.load_manifest()
     if m is None or not ws.repo.is_dir():
@@ -315,12 +315,14 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
         assert smoke.failure is not None
         failure = smoke.failure
         sig = signature(failure)
-        say(f"Smoke run failed: {sig}")
+        say(f"Smoke run failed: {headline(failure)}")
         if caller is None:
             stop_reason = "no model to repair with"
             break
         if len(rounds) >= options.debug_rounds:
-            stop_reason = f"the {options.debug_rounds} debug rounds are used up"
+            stop_reason = ("--debug-rounds 0 allows no repair" if options.debug_rounds == 0
+                           else f"the limit of {options.debug_rounds} debug round(s) is "
+                           "reached")
             break
         if rounds and rounds[-1].get("signature") == sig and rounds[-1].get("applied"):
             stop_reason = f"round {rounds[-1]['n']} did not change the error"

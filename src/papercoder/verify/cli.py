@@ -30,7 +30,7 @@ def summary(v: dict[str, Any]) -> tuple[str, bool]:
     smoke = v.get("smoke", {})
     ran = "the repository RAN" if smoke.get("passed") else "the repository did NOT run"
     why = f" ({smoke['stopped']})" if smoke.get("stopped") and not smoke.get("passed") else ""
-    return (f"{ran}{why} · {ex['rounds']} debug round(s) · {ex['lines_changed']} of "
+    return (f"{ran}{why} · {ex['rounds']} debug round(s) so far · {ex['lines_changed']} of "
             f"{ex['total_lines']} lines changed ({ex['percent']}%) · {head}"), bool(
                 smoke.get("passed"))
 

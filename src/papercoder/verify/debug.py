@@ -55,13 +55,32 @@ def condense(output: str, limit: int = OUTPUT_CHARS) -> str:
     return tb + before
 
 
+_OUR_NOTE = re.compile(r"^\[(exit status|killed:) ")
+"""The notes the smoke run appends to the output (not the program's own words)."""
+
+
+def headline(failure: Failure) -> str:
+    """What went wrong, for people: the exit status (a real number) and the error's line."""
+    if failure.kind == "timeout":
+        return f"{failure.command}: no exit within the time limit"
+    if failure.kind == "outputs":
+        return f"{failure.command}: exit status 0, but no {', '.join(failure.missing)}"
+    lines = [x.strip() for x in failure.output.splitlines()
+             if x.strip() and not _OUR_NOTE.match(x.strip())]
+    exc = next((x for x in reversed(lines) if re.match(r"^[\w.]+(Error|Exception|Exit|"
+                                                       r"Interrupt)\b", x)), None)
+    last = exc or (lines[-1] if lines else "")
+    status = f": exit status {failure.exit}" if failure.exit is not None else ""
+    return f"{failure.command}{status}" + (f": {last[:200]}" if last else "")
+
+
 def signature(failure: Failure) -> str:
     """What identifies an error across rounds: its type and message (numbers dropped) and
     the innermost repository frame."""
     if failure.kind in ("timeout", "outputs", "start"):
         return f"{failure.kind}: {failure.command} {' '.join(failure.missing)}"
     text = stable(failure.output)
-    lines = [x.strip() for x in text.splitlines() if x.strip()]
+    lines = [x.strip() for x in text.splitlines() if x.strip() and not _OUR_NOTE.match(x)]
     exc = next((x for x in reversed(lines) if re.match(r"^[\w.]+(Error|Exception|Exit|"
                                                        r"Interrupt)\b", x)), None)
     frames = [f for f, _ in _FRAME.findall(text) if not f.startswith("/")]
@@ -198,5 +217,6 @@ async def ask_repair(caller: Caller, messages: list[Message], code: Mapping[str,
                         user_message=f"the edits left {p} unparsable") from None
         return new
 
-    c = await caller.call(messages, stage="verify", file=label, check=check, repairs=repairs)
+    c = await caller.call(messages, stage="verify", file=label, check=check, repairs=repairs,
+                          continuations=2)
     return Repair(new=c.parsed, answer=c.text)

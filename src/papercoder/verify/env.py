@@ -122,7 +122,7 @@ class EnvManager:
     def __init__(self, vdir: Path, *, python: Path | None, install: bool,
                  pip_args: list[str] | None = None,
                  say: Callable[[str], None] = lambda s: None, use_bwrap: bool = True) -> None:
-        self.vdir = vdir
+        self.vdir = Path(vdir).absolute()
         self.use_bwrap = use_bwrap
         self._told_unisolated = False
         self.log_path = vdir.parent / "install.log"

@@ -33,6 +33,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from papercoder.errors import SandboxError
+
 ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "CUDA_VISIBLE_DEVICES",
              "NVIDIA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 NETWORK_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
@@ -123,6 +125,15 @@ def _traversable(path: Path) -> bool:
     return True
 
 
+def _traversable_dir(path: Path) -> bool:
+    """Whether the nobody user may pass through the folder ``path`` itself."""
+    try:
+        st = path.stat()
+    except OSError:
+        return True  # nothing to bind below it anyway
+    return st.st_uid == NOBODY or bool(st.st_mode & 0o001)
+
+
 class Sandbox:
     """Runs commands in work copies with the isolation this system allows."""
 
@@ -131,8 +142,9 @@ class Sandbox:
                  writable: list[Path] | None = None) -> None:
         self.limits = limits or Limits()
         self.allow_network = allow_network
-        self.readonly = [Path(p) for p in (readonly or [])]
-        self.writable = [Path(p) for p in (writable or [])]
+        # bwrap resolves relative source paths against its own root, never our folder.
+        self.readonly = [Path(p).absolute() for p in (readonly or [])]
+        self.writable = [Path(p).absolute() for p in (writable or [])]
         """Folders bound writable at their own path (bwrap only), e.g. a venv being filled."""
         self.bwrap = shutil.which("bwrap") if use_bwrap else None
         self.root = _is_root()
@@ -241,20 +253,36 @@ class Sandbox:
             self.isolation.user = "root"
         return ok
 
+    def _hidden(self, binds: list[Path]) -> list[Path]:
+        """Folders covered by an empty tmpfs: the home folder (secrets in dotfiles stay
+        hidden) and, when the sandbox user is nobody, every folder nobody cannot pass on the
+        way to a bound path (e.g. ``/root`` holding ``/root/.pyenv``, whoever owns HOME).
+        The bound paths are then made reachable through folders created on that tmpfs."""
+        tops: list[Path] = []
+        home = Path.home()
+        if home != Path("/") and home.exists():
+            tops.append(home.absolute())
+        if self.root and self.setpriv:
+            for p in binds:
+                blocked = [a for a in reversed(p.parents) if a != Path("/")
+                           and not _traversable_dir(a)]
+                if blocked:
+                    tops.append(blocked[0])
+        tmp = Path("/tmp")  # already a tmpfs of its own
+        tops = [t for t in tops if t != tmp and tmp not in t.parents]
+        return [t for t in dict.fromkeys(tops) if not any(o in t.parents for o in tops)]
+
     def _wrap(self, argv: list[str], work: Path, python_bin: Path | None = None) -> list[str]:
         if self.bwrap:
             args = self._bwrap_base()
-            home = Path.home()
+            binds = [("--ro-bind", p) for p in dict.fromkeys(self.readonly) if p.exists()]
+            binds += [("--bind", p) for p in dict.fromkeys(self.writable) if p.exists()]
             hidden = [Path("/tmp")]
-            if home != Path("/") and home.exists():
-                args += ["--tmpfs", str(home)]  # secrets in dotfiles stay hidden
-                hidden.append(home)
+            for top in self._hidden([p for _, p in binds]):
+                args += ["--perms", "0755", "--tmpfs", str(top)]
+                hidden.append(top)
             made: set[Path] = set()
-            binds = [("--ro-bind", p) for p in dict.fromkeys(self.readonly)]
-            binds += [("--bind", p) for p in dict.fromkeys(self.writable)]
             for how, ro in binds:
-                if not ro.exists():
-                    continue
                 # Folders bwrap creates on its own tmpfs would be private to root.
                 for top in hidden:
                     if top in ro.parents:
@@ -293,18 +321,31 @@ class Sandbox:
     def run(self, argv: list[str], work: Path, *, timeout: float,
             python_bin: Path | None = None, env: dict[str, str] | None = None) -> RunResult:
         """Run ``argv`` in ``work`` (a prepared copy) and wait at most ``timeout`` seconds."""
+        work = Path(work).absolute()
+        if python_bin is not None:
+            python_bin = Path(python_bin).absolute()
         full_env = self.environment(work, python_bin, env or {})
         self._base_procs = 0 if self.root else _user_processes(os.geteuid())
         buf = _Capped(self.limits.output_kb * 1024)
         started = time.perf_counter()
+        wrapped = self._wrap(argv, work, python_bin)
+        status_r, status_w = os.pipe() if self.bwrap else (-1, -1)
+        if self.bwrap:  # bwrap writes the child's pid here once the sandbox stands
+            wrapped[1:1] = ["--json-status-fd", str(status_w)]
         try:
-            proc = subprocess.Popen(self._wrap(argv, work, python_bin), cwd=work, env=full_env,
+            proc = subprocess.Popen(wrapped, cwd=work, env=full_env,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, preexec_fn=self._preexec_for(),
-                                    close_fds=True)
+                                    close_fds=True,
+                                    pass_fds=(status_w,) if self.bwrap else ())
         except OSError as e:
+            if self.bwrap:
+                os.close(status_r)
+                os.close(status_w)
             return RunResult(exit=None, output=f"could not start {argv[0]}: {e}", seconds=0.0,
                              timed_out=False, truncated=False)
+        if self.bwrap:
+            os.close(status_w)
         assert proc.stdout is not None
         reader = threading.Thread(target=buf.drain, args=(proc.stdout,), daemon=True)
         reader.start()
@@ -322,11 +363,33 @@ class Sandbox:
         buf.stop.set()
         reader.join(timeout=10)
         proc.stdout.close()
+        if self.bwrap:
+            status = _read_all(status_r)
+            if b"child-pid" not in status and not timed_out:
+                said = [x.strip() for x in buf.text().splitlines() if x.strip()]
+                why = f" ({said[-1][:300]})" if said else ""
+                raise SandboxError(f"The sandbox could not start{why}, so nothing was run; "
+                                   "this is a fault of papercoder or of this system, not of "
+                                   "the generated code: please report it.")
         seconds = time.perf_counter() - started
         code = None if timed_out else proc.returncode
         output = buf.text().replace(INSIDE + "/", "").replace(str(work) + "/", "")
         return RunResult(exit=code, output=output, seconds=seconds, timed_out=timed_out,
                          truncated=buf.dropped > 0)
+
+
+def _read_all(fd: int) -> bytes:
+    """Everything left in a pipe whose writers are gone (then closes it)."""
+    data = b""
+    try:
+        os.set_blocking(fd, False)  # a writer left inside a dead sandbox must not hang us
+        while chunk := os.read(fd, 4096):
+            data += chunk
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return data
 
 
 def _kill_group(pgid: int) -> None:
