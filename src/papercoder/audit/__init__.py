@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from papercoder.audit.verdicts import VERDICTS, AuditAnswer, check_grades, markers
-from papercoder.console import styled
 from papercoder.errors import ContextOverflowError, FormatError, ModelOutputError
 from papercoder.models.base import Completion
 from papercoder.pipeline.crosscheck import unresolved_imports
@@ -228,5 +227,5 @@ def summary_line(req: Mapping[str, Any]) -> str:
 
 
 def _said(p: Pipeline, message: str) -> None:
-    p.progress.say(styled(("Audit:", "cyan"), f" {message}"))
+    """Logged (papercoder.log); the console's last line sums the audit up."""
     log.info("audit: %s", message)

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from papercoder.console import styled
 from papercoder.errors import ConfigError, FormatError
 from papercoder.models.base import Completion, Message
 from papercoder.requirements.extract import (
@@ -51,7 +50,7 @@ def paper_index(p: Pipeline, addendum: str) -> QuoteIndex:
 
 
 def _said(p: Pipeline, message: str) -> None:
-    p.progress.say(styled(("Contract:", "cyan"), f" {message}"))
+    """Logged (papercoder.log); the console's last line sums the contract up."""
     log.info("contract: %s", message)
 
 
