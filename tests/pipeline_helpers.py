@@ -171,6 +171,17 @@ def answer_for_messages(messages: list[dict[str, Any]], **overrides: Any) -> str
     return "I cannot tell which step this is."
 
 
+CONTRACT_MARKERS = ("List the requirements of this paper",
+                    "against the paper. The requirements this file was planned",
+                    "An audit of ")
+
+
+def is_contract_call(request_text: str) -> bool:
+    """Whether a logged or sent request is the paper contract's (requirements, audit, repair):
+    for tests that count the published method's calls."""
+    return any(m in request_text for m in CONTRACT_MARKERS)
+
+
 def respond(body: dict[str, Any]) -> str:
     """A loopback-server responder: answers each pipeline step of the small paper."""
     return answer_for_messages(body.get("messages") or [])

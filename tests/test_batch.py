@@ -88,8 +88,9 @@ def test_mixed_folder_one_failing_paper_and_the_summary(tmp_path: Path) -> None:
         assert isinstance(row["seconds"], float)
         # each paper's folder carries its own store, holding only its own exchanges
         assert (out / slug / "repo" / "main.py").read_text() == ph.CODE["main.py"]
-        pipeline = [x for x in _exchanges(out / slug / "papercoder.db")
-                    if "SEARCH/REPLACE" not in x[1]]  # verify's static repair aside
+        pipeline = [x for x in _exchanges(out / slug / "papercoder.db")  # verify's static
+                    if "SEARCH/REPLACE" not in x[1]  # repair and the paper contract aside
+                    and not ph.is_contract_call(x[1])]
         assert len(pipeline) == 12
         assert (out / slug / "report.html").is_file()
         assert f"{slug}/report.html" in (out / "index.html").read_text()

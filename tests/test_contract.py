@@ -146,6 +146,15 @@ def test_unusable_contract_answer_fails_in_one_line_and_the_run_goes_on(tmp_path
     assert "requirements:" not in output
 
 
+def test_contract_whose_quotes_are_all_fabricated_fails_and_the_run_goes_on(
+        tmp_path: Path) -> None:
+    model, opts, store = scripted(tmp_path, requirements=ph.requirements_answer([FABRICATED]))
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.status == "done" and m.requirements["status"] == "failed"
+    assert "none of the 1 requirements' quotes was found" in m.requirements["reason"]
+    assert asked(model, "audit") == [] and "R1" not in asked(model, "coding", "model.py")[0]
+
+
 def test_no_contract_runs_the_published_method_alone(tmp_path: Path) -> None:
     paper, script = ph.write_fixture(tmp_path)
     out = tmp_path / "out"

@@ -60,6 +60,12 @@ async def run(p: Pipeline) -> None:
     existing = p.ws.read_artifact(ARTIFACT)
     if existing is not None:
         p.contract = load_contract(existing)
+        if not p.contract.requirements:  # the user emptied it: the published method
+            p.contract = None
+            m.requirements = {"status": "empty", "reason": "artifacts/requirements.json holds "
+                              "no requirements"}
+            p.progress.advance("requirements")
+            return
         # what an earlier session recorded (its audit) stays until this one replaces it
         m.requirements = {**(m.requirements or {}), **summary(p.contract), "status": "done",
                           "source": "artifact"}
@@ -85,16 +91,20 @@ async def run(p: Pipeline) -> None:
                             check=check, allow_closed=False)
 
     outcomes, failures = await extract(ask, parts, index)
+    contract, duplicates, over = merge(outcomes)
+    if outcomes and not contract.requirements:
+        failures.append(f"none of the {len(contract.dropped)} requirements' quotes was found "
+                        "in the paper")
+        outcomes = []
     if not outcomes:
-        reason = failures[0] if failures else "no answer"
+        reason = failures[-1] if failures else "no answer"
         p.contract = None
         m.requirements = {"status": "failed", "reason": reason}
         p.warn(f"the paper's requirements could not be extracted ({reason}); the run goes on "
                "with the published method, without a contract")
         p.progress.advance("requirements")
         return
-    contract, duplicates, over = merge(outcomes)
-    if failures:
+    if failures:  # some parts answered
         p.warn(f"{len(failures)} of {len(parts)} parts of the paper gave no requirements "
                f"({failures[0]}); the contract holds the others'")
     if over:
@@ -130,19 +140,23 @@ def listed(p: Pipeline) -> list[dict[str, Any]]:
 
 def covering_check(p: Pipeline, inner: Callable[[Completion], LogicDesign]
                    ) -> Callable[[Completion], LogicDesign]:
-    """``inner`` plus: an unknown requirement id is sent back; a requirement no file takes is
-    sent back once, then left uncovered (recorded by :func:`apply_mapping`)."""
+    """``inner`` plus: an unknown requirement id is sent back once, then ignored (said); a
+    requirement no file takes is sent back once, then left uncovered (both recorded by
+    :func:`apply_mapping`)."""
     contract: Contract | None = getattr(p, "contract", None)
     if contract is None:
         return inner
     ids = contract.ids()
-    state = {"asked": False}
+    state = {"asked": False, "unknown": False}
 
     def check(c: Completion) -> LogicDesign:
         logic = inner(c)
         unknown = sorted({r for x in logic.logic_analysis for r in x.requirements
                           if r not in ids})
+        if unknown and state["unknown"]:  # sent back once: ignored (apply_mapping says so)
+            return logic
         if unknown:
+            state["unknown"] = True
             raise FormatError(
                 f"The logic design names requirements that are not in the list: "
                 f"{', '.join(unknown[:20])}. Use only these ids: {', '.join(ids)}. Send the "
@@ -184,7 +198,7 @@ def apply_mapping(p: Pipeline) -> None:
     m = p.manifest
     m.requirements = {**(m.requirements or {}), "uncovered": uncovered}
     if unknown:
-        p.warn(f"artifacts/logic.json names requirements not in the contract ("
+        p.warn(f"the logic design names requirements not in the contract ("
                f"{', '.join(sorted(unknown)[:10])}); they are ignored")
     if uncovered:
         p.warn(f"{len(uncovered)} requirements are taken by no file of the logic design "
