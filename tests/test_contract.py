@@ -49,7 +49,8 @@ def test_quotes_match_across_case_whitespace_hyphenation_and_latex_or_unicode() 
     for quote in ("the update is v_{t+1} = β v_t + ∇L(w_t)",
                   "with a learning rate of η = 0.05",
                   "The Update Is $v_{t+1}$ = \\beta  v_t",
-                  "we use adam (kingma - ba)"):
+                  "we use adam (kingma - ba)",
+                  "with a learn- ing rate of η = 0.05"):
         assert index.problem(quote) is None, quote
     assert "not in the paper" in (index.problem("with a learning rate of η = 0.5") or "")
     assert "not in the paper" in (index.problem("We use SGD with Nesterov momentum.") or "")

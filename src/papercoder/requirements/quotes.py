@@ -33,6 +33,9 @@ LATEX_SYMBOLS = {
 }
 _COMMAND = re.compile(r"\\([A-Za-z]+)")
 _HYPHEN_BREAK = re.compile(r"(\w)[-\u00ad\u2010]\s*\n\s*(\w)")
+_HYPHEN_SPACE = re.compile(r"(\w)[-\u00ad\u2010] +([a-z])")
+"""A line-end hyphen whose line break became a space ("be- cause"), as PDF text and copies
+of it often have."""
 _SOFT = str.maketrans({"\u00ad": None, "\u2018": "'", "\u2019": "'", "\u201c": '"',
                        "\u201d": '"', "\u2013": "-", "\u2014": "-", "\u2212": "-",
                        "\u2217": "*", "\u22c5": "·", "\u00b7": "·"})
@@ -48,7 +51,7 @@ def skeleton(text: str) -> str:
     t = unicodedata.normalize("NFKC", text).translate(_SOFT)
     t = _HYPHEN_BREAK.sub(r"\1\2", t)
     t = _COMMAND.sub(_command, t)
-    t = t.replace("\\", "").casefold()
+    t = _HYPHEN_SPACE.sub(r"\1\2", t.replace("\\", "").casefold())
     t = "".join(ch for ch in unicodedata.normalize("NFKD", t) if not unicodedata.combining(ch))
     t = t.replace("_", "")  # subscripts: $w_t$ and w_t and wt
     t = _KEEP.sub("", t)
