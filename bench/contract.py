@@ -223,18 +223,15 @@ MAPPING = {"model": "Code Development", "objective": "Code Development",
 def paperbench() -> None:
     print("\n4. PaperBench rubrics: leaves per task category, and the contract's categories")
     for rubric in sorted(SHARED.glob("papers/*/rubric.json")):
-        tree = json.loads(rubric.read_text())
         counts: dict[str, int] = {}
-
-        def walk(node: dict[str, Any]) -> None:
+        todo = [json.loads(rubric.read_text())]
+        while todo:
+            node = todo.pop()
             subs = node.get("sub_tasks") or []
             if not subs:
                 cat = node.get("task_category") or "none"
                 counts[cat] = counts.get(cat, 0) + 1
-            for s in subs:
-                walk(s)
-
-        walk(tree)
+            todo.extend(subs)
         print(f"   {rubric.parent.name:38} " + ", ".join(f"{k}: {v}" for k, v in
                                                         sorted(counts.items())))
     print("   contract category -> PaperBench task category")
