@@ -347,3 +347,15 @@ def test_long_paper_is_asked_in_section_groups_and_merged(tmp_path: Path) -> Non
     assert len(calls) == len(parts) and all(h["meta"].get("file") for h in calls)
     assert m.requirements["total"] == 5 and m.requirements["duplicates"] == 5 * (len(parts) - 1)
     assert m.requirements["parts"] == len(parts)
+
+
+def test_requirement_of_a_file_that_was_not_written_is_unmet(tmp_path: Path) -> None:
+    prose = "I will write data.py later."
+    model, opts, store = scripted(tmp_path, **{"coding:data.py": prose})
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.files["data.py"]["status"] == "failed"
+    verdicts = json.loads((opts.out / "artifacts" / "audit" / "verdicts.json").read_text())
+    r4 = next(r for r in verdicts["requirements"] if r["id"] == "R4")
+    assert (r4["verdict"], r4["reason"]) == ("unmet", "the files that implement it were not "
+                                                      "written")
+    assert m.requirements["unmet"] == 1 and asked(model, "audit", "data.py") == []

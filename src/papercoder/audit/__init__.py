@@ -180,15 +180,19 @@ def record(p: Pipeline, contract: Contract, grades: Mapping[str, Mapping[str, An
     """artifacts/audit/verdicts.json (one row per requirement) and run.json's summary."""
     marks = markers(code)
     uncovered = set((p.manifest.requirements or {}).get("uncovered") or [])
+    planned = {i for ids in p.file_requirements.values() for i in ids}
     rows = []
     cats: dict[str, dict[str, int]] = {}
     for r in contract.requirements:
         g = grades.get(r.id)
-        verdict = "uncovered" if r.id in uncovered or g is None else g["verdict"]
+        if g is not None:
+            verdict, reason = g["verdict"], g.get("reason") or ""
+        elif r.id in uncovered or r.id not in planned:
+            verdict, reason = "uncovered", "no file of the logic design takes it"
+        else:
+            verdict, reason = "unmet", "the files that implement it were not written"
         rows.append({**r.model_dump(), "verdict": verdict,
-                     "judge_verdict": (g or {}).get("judge_verdict"),
-                     "reason": (g or {}).get("reason") or ("no file of the logic design takes "
-                                                           "it" if verdict == "uncovered" else ""),
+                     "judge_verdict": (g or {}).get("judge_verdict"), "reason": reason,
                      "files": (g or {}).get("files") or [],
                      "evidence": (g or {}).get("evidence") or [],
                      "markers": marks.get(r.id, [])})

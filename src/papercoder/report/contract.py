@@ -35,7 +35,7 @@ def contract_rows(out: Path, line_prefix: dict[str, str]) -> dict[str, Any] | No
         doc = _load(out, "artifacts/requirements.json")
     if doc is None:
         return None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for r in as_list(doc.get("requirements"), MAX_ROWS):
         r = as_dict(r)
         verdict = text(r.get("verdict"), 20) or "not audited"
@@ -54,7 +54,7 @@ def contract_rows(out: Path, line_prefix: dict[str, str]) -> dict[str, Any] | No
                      "quote": text(r.get("quote"), 1000), "section": text(r.get("section"), 200),
                      "verdict": verdict, "badge": BADGE.get(verdict, "b-none"),
                      "reason": text(r.get("reason"), 2000), "places": places})
-    rows.sort(key=lambda x: ORDER.get(x["verdict"], 5))
+    rows.sort(key=lambda x: ORDER.get(str(x["verdict"]), 5))
     dropped = [{"statement": text(as_dict(d).get("statement"), 600),
                 "quote": text(as_dict(d).get("quote"), 1000),
                 "reason": text(as_dict(d).get("reason"), 300)}
