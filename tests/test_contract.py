@@ -3,6 +3,7 @@ audited and repaired (scripted model, through the CLI and the library)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 
 from papercoder.audit.verdicts import AuditAnswer, check_grades, find_line, markers
 from papercoder.cli import app
+from papercoder.evaluate import EvalOptions, evaluate_target
 from papercoder.models.scripted import ScriptedModel
 from papercoder.paper import load_paper
 from papercoder.pipeline import RunOptions, run_pipeline
@@ -359,3 +361,48 @@ def test_requirement_of_a_file_that_was_not_written_is_unmet(tmp_path: Path) -> 
     assert (r4["verdict"], r4["reason"]) == ("unmet", "the files that implement it were not "
                                                       "written")
     assert m.requirements["unmet"] == 1 and asked(model, "audit", "data.py") == []
+
+
+# -- eval --rubric auto -------------------------------------------------------------------------
+def test_eval_rubric_auto_grades_any_repository_against_the_contract(tmp_path: Path) -> None:
+    from tests import eval_helpers as eh
+
+    repo = eh.write_repo(tmp_path / "repo", eh.REAL_CODE)
+    reqs = [{"id": "R1", "category": "algorithm", "statement": "REQ-mom momentum update",
+             "quote": "The update is v_{t+1} = β v_t + ∇L(w_t)", "section": "1 Method"},
+            {"id": "R2", "category": "algorithm", "statement": "REQ-avg averaged iterate",
+             "quote": "with learning rate η = 0.05 and momentum β = 0.9", "section": "1"},
+            {"id": "R3", "category": "data", "statement": "REQ-data synthetic data",
+             "quote": "Synthetic data: 1000 points in 5 dimensions", "section": "2"},
+            FABRICATED]
+    rules = eh.leaf_rules({"REQ-mom": 1, "REQ-avg": 0, "REQ-data": 1})
+    judge = ScriptedModel({"requirements": ph.requirements_answer(reqs), "rules": rules})
+    store = Store(tmp_path / "s.db")
+    s = eh.run_eval(repo, judge, store, tmp_path, rubric=Path("auto"))
+    # algorithm (weight 2): 1/2; data (weight 1): 1 -> (2 * 0.5 + 1) / 3
+    assert s["mode"] == "rubric" and s["leaves"] == 3
+    assert abs(s["score"] - 2 / 3) < 1e-9
+    tree = json.loads((repo / "eval" / "rubric-scripted" / "tree.json").read_text())
+    assert [n["id"] for n in tree["sub_tasks"]] == ["algorithm", "data"]
+    assert "MLP" not in json.dumps(tree)  # the fabricated requirement was dropped
+    extractions = [h for h in judge.history if h["meta"]["stage"] == "requirements"]
+    assert len(extractions) == 2  # sent back once for the fabricated quote
+    # a second grading of the same repository: the contract comes from the cache
+    judge2 = ScriptedModel({"requirements": "not asked", "rules": rules})
+    eh.run_eval(repo, judge2, store, tmp_path, rubric=Path("auto"))
+    assert [h for h in judge2.history if h["meta"]["stage"] == "requirements"] == []
+
+
+def test_eval_rubric_auto_reuses_the_contract_a_run_extracted(tmp_path: Path) -> None:
+    from tests import eval_helpers as eh
+
+    model, opts, store = scripted(tmp_path)
+    run_pipeline(opts.model_copy(update={"stop_after": "planning"}), model=model, store=store)
+    (opts.out / "artifacts" / "requirements.json").unlink()  # not read from the folder
+    repo = eh.write_repo(tmp_path / "repo", eh.REAL_CODE)
+    judge = ScriptedModel({"rules": eh.leaf_rules({})}, name=model.name)
+    s = asyncio.run(evaluate_target(repo, paper=load_paper(str(tmp_path / "paper.md")),
+                                    judge=judge, store=store,
+                                    options=EvalOptions(rubric=Path("auto"))))
+    assert [h for h in judge.history if h["meta"]["stage"] == "requirements"] == []
+    assert s["leaves"] == 5  # the run's five requirements, answered from the cache
