@@ -61,11 +61,46 @@ def architecture(files: list[str] | None = None) -> str:
     }) + "\n[/CONTENT]"
 
 
-def logic(deps: dict[str, list[str]] | None = None) -> str:
+REQUIREMENTS = [
+    {"id": "R1", "category": "objective", "statement": "The loss is the mean squared error.",
+     "quote": "The loss is the mean squared error", "section": "1 Method"},
+    {"id": "R2", "category": "algorithm", "statement": "Momentum SGD: v = beta v + grad, "
+     "w = w - eta v.", "quote": "The update is v_{t+1} = β v_t + ∇L(w_t)",
+     "section": "1 Method"},
+    {"id": "R3", "category": "training", "statement": "Learning rate 0.05, momentum 0.9.",
+     "quote": "with learning rate η = 0.05 and momentum β = 0.9", "section": "1 Method"},
+    {"id": "R4", "category": "data", "statement": "1000 synthetic points in 5 dimensions.",
+     "quote": "Synthetic data: 1000 points in 5 dimensions", "section": "2 Experiments"},
+    {"id": "R5", "category": "evaluation", "statement": "Report the MSE of the averaged "
+     "iterate on 200 held-out points.", "quote": "We report the mean squared error of the "
+     "averaged iterate on 200 held-out points.", "section": "2 Experiments"},
+]
+"""The small paper's contract: every quote is in TINY_PAPER (LaTeX there, Unicode here)."""
+REQ_MAP = {"model.py": ["R1", "R2", "R3"], "data.py": ["R4"], "main.py": ["R5"]}
+EVIDENCE = {"model.py": "class Regressor:", "data.py": "def make_data(n: int, d: int):",
+            "main.py": "Regressor().fit(xs, ys)"}
+
+
+def requirements_answer(reqs: list[dict[str, Any]] | None = None) -> str:
+    return json.dumps({"requirements": REQUIREMENTS if reqs is None else reqs})
+
+
+def audit_answer(file: str, verdict: str = "met", evidence: str | None = None) -> str:
+    """The judge's grades of ``file``'s requirements, all ``verdict``, with evidence."""
+    quote = EVIDENCE[file] if evidence is None else evidence
+    return json.dumps({"requirements": [
+        {"id": r, "verdict": verdict, "evidence": [{"file": file, "quote": quote}],
+         "reason": f"{verdict} as the paper says"} for r in REQ_MAP[file]]})
+
+
+def logic(deps: dict[str, list[str]] | None = None,
+          mapping: dict[str, list[str]] | None = None) -> str:
     deps = deps or DEPS
+    mapping = REQ_MAP if mapping is None else mapping
     return json.dumps({
         "required_packages": ["numpy>=1.24"],
-        "logic_analysis": [{"file": f, "notes": f"Notes for {f}.", "depends_on": d}
+        "logic_analysis": [{"file": f, "notes": f"Notes for {f}.", "depends_on": d,
+                            "requirements": mapping.get(f, [])}
                            for f, d in deps.items()],
         "task_list": list(reversed(list(deps))),  # deliberately wrong: the program sorts
         "shared_knowledge": "Seeds come from utils.",
@@ -87,10 +122,13 @@ def script(**overrides: Any) -> dict[str, Any]:
         "architecture": architecture(),
         "logic": logic(),
         "config": CONFIG,
+        "requirements": requirements_answer(),
     }
     for f in FILES:
         s[f"analysis:{f}"] = f"# Analysis of {f}\nImplements part of Sec. 1 for {f}."
         s[f"coding:{f}"] = code_answer(f)
+    for f in REQ_MAP:
+        s[f"audit:{f}"] = audit_answer(f)
     s.update(overrides)
     return s
 
@@ -116,6 +154,14 @@ def answer_for_messages(messages: list[dict[str, Any]], **overrides: Any) -> str
     for marker, step in _STEP.items():
         if marker in last:
             return s[step]
+    if "List the requirements of this paper" in last:
+        return s["requirements"]
+    m = re.search(r"^Audit (\S+) against the paper", last)
+    if m:
+        return s[f"audit:{m.group(1)}"]
+    m = re.search(r"^An audit of (\S+) against the paper", last)
+    if m:
+        return s[f"repair:{m.group(1)}"]
     m = re.search(r"detailed logic analysis for (\S+), the file", last)
     if m:
         return s[f"analysis:{m.group(1)}"]
@@ -123,6 +169,17 @@ def answer_for_messages(messages: list[dict[str, Any]], **overrides: Any) -> str
     if m:
         return s[f"coding:{m.group(1)}"]
     return "I cannot tell which step this is."
+
+
+CONTRACT_MARKERS = ("List the requirements of this paper",
+                    "against the paper. The requirements this file was planned",
+                    "An audit of ")
+
+
+def is_contract_call(request_text: str) -> bool:
+    """Whether a logged or sent request is the paper contract's (requirements, audit, repair):
+    for tests that count the published method's calls."""
+    return any(m in request_text for m in CONTRACT_MARKERS)
 
 
 def respond(body: dict[str, Any]) -> str:

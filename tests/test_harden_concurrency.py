@@ -76,7 +76,8 @@ def test_ctrl_c_lets_calls_in_flight_finish_and_rerun_pays_nothing_twice(
     late = tuple(ph.FILES)  # every analysis is held: all four are in flight at the signal
     with FakeOpenAIServer(ph.respond) as srv:
         srv.hold(lambda r: analysis_of(r, late))
-        cli = Cli(*run_args(paper, srv, out, "--concurrency", "4"))
+        # the published method's calls (the contract's own resume is in test_contract.py)
+        cli = Cli(*run_args(paper, srv, out, "--concurrency", "4", "--no-contract"))
         try:
             srv.wait_held(4, timeout=LONG)  # four answers are being prepared
             cli.proc.send_signal(signal.SIGINT)
@@ -102,8 +103,9 @@ def test_ctrl_c_lets_calls_in_flight_finish_and_rerun_pays_nothing_twice(
         assert {x.file for x in stored} - {"(prompt cache)"} == set(late)
 
         n_first = len(srv.requests)
-        done = subprocess.run([sys.executable, "-m", "papercoder", *run_args(paper, srv, out)],
-                              env=env(), capture_output=True, text=True, timeout=LONG)
+        done = subprocess.run([sys.executable, "-m", "papercoder", *run_args(
+            paper, srv, out, "--no-contract")], env=env(), capture_output=True, text=True,
+            timeout=LONG)
         assert done.returncode == 0, done.stderr
         again = sent(srv, n_first)
     assert not set(again) & set(first), "an answered request was sent twice"
@@ -302,7 +304,8 @@ def test_ctrl_c_reaches_every_run_in_one_event_loop(tmp_path: Path, paper: Path)
         async def main() -> list[object]:
             model = get_model("openai/gpt-4.1-mini", base_url=srv.url)
             runs = asyncio.gather(*(run_pipeline_async(
-                RunOptions(paper=str(paper), out=tmp_path / f"out{i}", quiet=True),
+                RunOptions(paper=str(paper), out=tmp_path / f"out{i}", quiet=True,
+                           no_contract=True),  # the published method's two plans
                 model=model, store=store) for i in (1, 2)), return_exceptions=True)
             await asyncio.to_thread(srv.wait_held, 2, LONG)
             os.kill(os.getpid(), signal.SIGINT)

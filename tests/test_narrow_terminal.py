@@ -48,8 +48,9 @@ def test_logs_runs_and_cost_fit_80_columns(tmp_path: Path, narrow: int) -> None:
     logs = cli("logs")
     check_fits(logs, narrow)
     n = len(re.findall(r"^#\d+ ", logs, re.M))
-    # 4 planning + 4 analysis + 4 coding exchanges, and verify's static repair after coding
-    assert n == 12 + len(re.findall(r"^#\d+ verify", logs, re.M))
+    # 4 planning + 4 analysis + 4 coding exchanges, the contract's extraction and three
+    # audits (model.py, data.py, main.py), and verify's static repair after coding
+    assert n == 12 + 4 + len(re.findall(r"^#\d+ verify", logs, re.M))
     assert len(logs.splitlines()) <= 2 * n + 3  # compact: two lines per exchange
     assert "coding main.py · ok" in logs
     full = cli("logs", "--full")

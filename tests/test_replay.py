@@ -1,5 +1,9 @@
 """Replay a real model's answers (Claude 3.7 Sonnet on the Transformer paper) through the
-pipeline: JSON between [CONTENT] tags with raw newlines, fenced code, YAML with prose."""
+pipeline: JSON between [CONTENT] tags with raw newlines, fenced code, YAML with prose.
+
+The recording has no requirements, audit or repair answers (it predates the paper contract),
+so the replays run the published method alone (--no-contract); the last test shows that
+without that flag the run says the contract could not be extracted and goes on."""
 
 from __future__ import annotations
 
@@ -19,9 +23,10 @@ def test_recorded_run_writes_the_seven_file_repository(shared: Path, tmp_path: P
     manifest = json.loads((rec / "manifest.json").read_text())
     model = ScriptedModel.from_recording(rec)
     paper = shared / "papers" / "transformer" / "paper.tex"
-    opts = RunOptions(paper=str(paper), out=tmp_path / "out", quiet=True)
+    opts = RunOptions(paper=str(paper), out=tmp_path / "out", quiet=True, no_contract=True)
     m = run_pipeline(opts, model=model, store=Store(tmp_path / "s.db"))
     assert m.status == "done", m.error
+    assert m.requirements == {"status": "off", "reason": "--no-contract"}
     repo = tmp_path / "out" / "repo"
     expected = manifest["task_list"]
     assert sorted(m.order) == sorted(expected)
@@ -53,8 +58,23 @@ def test_recorded_answers_parse_through_the_cli(shared: Path, tmp_path: Path) ->
     paper = shared / "papers" / "transformer" / "paper.tex"
     out = tmp_path / "out"
     r = CliRunner().invoke(app, ["run", str(paper), "-m", f"scripted:{rec}", "-o", str(out),
-                                 "-q"])
+                                 "-q", "--no-contract"])
     assert r.exit_code == 0, r.output
     assert "7/7 files" in r.output
     r = CliRunner().invoke(app, ["cost", str(out)])
     assert r.exit_code == 0 and "coding" in r.output
+
+
+def test_recording_without_a_contract_answer_goes_on_without_one(shared: Path,
+                                                                  tmp_path: Path) -> None:
+    rec = shared / "recordings" / "transformer-claude-3-7-sonnet"
+    model = ScriptedModel.from_recording(rec)
+    paper = shared / "papers" / "transformer" / "paper.tex"
+    opts = RunOptions(paper=str(paper), out=tmp_path / "out", quiet=True)
+    m = run_pipeline(opts, model=model, store=Store(tmp_path / "s.db"))
+    assert m.status == "done", m.error
+    assert m.requirements["status"] == "failed"
+    assert "no answer for 'requirements" in m.requirements["reason"]
+    assert any("requirements could not be extracted" in w for w in m.warnings)
+    assert not (tmp_path / "out" / "artifacts" / "requirements.json").exists()
+    assert "audit" not in [h["meta"]["stage"] for h in model.history]

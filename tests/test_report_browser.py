@@ -247,3 +247,55 @@ def test_report_of_real_verify_and_eval_results(browser: Any, tmp_path: Path) ->
         save_screenshot(page, tmp_path, "report-verify-eval")
     finally:
         page.close()
+
+
+def test_paper_code_section_links_requirements_to_highlighted_lines(browser: Any,
+                                                                      tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from papercoder.cli import app
+    from tests import pipeline_helpers as ph
+
+    unmet = ph.audit_answer("model.py", "unmet")
+    repair = ("model.py\n<<<<<<< SEARCH\n        self.w = [0.0]\n=======\n        self.w = "
+              "[0.0]\n        self.momentum = 0.9  # paper: R3\n>>>>>>> REPLACE\n")
+    paper, script = ph.write_fixture(tmp_path, **{
+        "audit:model.py": [unmet, ph.audit_answer("model.py", "met", "self.momentum = 0.9")],
+        "repair:model.py": repair,
+        "logic": ph.logic(mapping={k: v for k, v in ph.REQ_MAP.items() if k != "main.py"})})
+    out = tmp_path / "out"
+    r = off_loop(CliRunner().invoke, app, ["run", str(paper), "-m", f"scripted:{script}", "-o",
+                                           str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "run.json").read_text())["requirements"]["uncovered"] == ["R5"]
+    page, problems = open_report(browser, out / "report.html")
+    try:
+        rows = page.evaluate("""() => Array.from(document.querySelectorAll('#paper-code tr.req'))
+            .map(r => [r.id, r.dataset.verdict])""")
+        assert rows[0] == ["req-R5", "uncovered"]  # uncovered (and unmet) come first
+        assert sorted(x[0] for x in rows) == [f"req-R{i}" for i in range(1, 6)]
+        r3 = page.locator("#req-R3")
+        assert "with learning rate η = 0.05" in r3.inner_text() and "met" in r3.inner_text()
+        marker = r3.locator("a.loc.marker")
+        assert marker.inner_text() == "model.py:10"
+        marker.click()
+        page.wait_for_function("location.hash.length > 1", timeout=RENDER_TIMEOUT_MS)
+        target = page.evaluate("location.hash.slice(1)")
+        line = page.evaluate(f"""() => {{ const i = document.getElementById({target!r});
+            const t = i.nextSibling ? i.parentNode : null; return i && t ?
+            i.parentNode.textContent.split('\\n')[9] : null; }}""")
+        assert line is not None and "# paper: R3" in line
+        assert page.evaluate(f"getComputedStyle(document.getElementById({target!r}), "
+                             "'::before').backgroundColor") not in ("", "rgba(0, 0, 0, 0)")
+        missing = page.evaluate("""() => Array.from(document.querySelectorAll('nav a'))
+            .map(a => a.getAttribute('href').slice(1))
+            .filter(id => !document.getElementById(id))""")
+        assert missing == [] and "paper-code" in page.evaluate(
+            "Array.from(document.querySelectorAll('nav a')).map(a => a.hash).join(' ')")
+        page.locator("#paper-code").scroll_into_view_if_needed()
+        save_screenshot(page, tmp_path, "report-paper-code")
+        assert problems == []
+    finally:
+        page.close()

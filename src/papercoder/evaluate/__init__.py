@@ -258,7 +258,15 @@ async def _rubric(t: Target, paper: Paper, caller: Caller, options: EvalOptions,
                   files: list[F.RepoFile], left: list[F.LeftOut], g: str | None,
                   addendum: str | None) -> tuple[dict[str, Any], Any]:
     cats = CATEGORIES if options.all_categories else (CODE_DEV,)
-    root = prune(load_rubric(Path(options.rubric)), cats)  # type: ignore[arg-type]
+    from papercoder.requirements import rubric as auto
+
+    if auto.is_auto(options.rubric):  # the paper contract as the rubric
+        from papercoder.evaluate.rubric import parse_rubric
+
+        contract = await auto.derive_contract(caller, paper, addendum, t.root)
+        root = prune(parse_rubric(auto.contract_tree(contract, paper.title)), cats)
+    else:
+        root = prune(load_rubric(Path(options.rubric)), cats)  # type: ignore[arg-type]
     ctxs = contexts(root)
     s = _base_summary("rubric", caller.model.name, g, t.verify)
     s.update(leaves=len(ctxs), invalid_leaves=0)
@@ -334,7 +342,7 @@ async def evaluate_target(target: Path, *, paper: Paper, judge: Model, store: St
         except OSError as e:
             raise ConfigError(f"The addendum {options.addendum} could not be read "
                               f"({type(e).__name__}); check the --addendum path.") from None
-    if options.rubric is not None:
+    if options.rubric is not None and str(options.rubric) != "auto":
         load_rubric(Path(options.rubric))  # bad rubric: fail before anything else
     if options.ref is not None and not Path(options.ref).is_dir():
         raise ConfigError(f"The reference repository {options.ref} is not a folder; check "

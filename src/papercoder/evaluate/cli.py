@@ -113,8 +113,9 @@ def eval_command(
                               "local[:PATH] or scripted:PATH."),
     ref: Path | None = typer.Option(None, "--ref", help="The authors' repository: "
                                     "reference-based scoring."),
-    rubric: Path | None = typer.Option(None, "--rubric", help="A PaperBench rubric.json: "
-                                       "rubric grading."),
+    rubric: Path | None = typer.Option(None, "--rubric", help="A PaperBench rubric.json, or "
+                                       "'auto' (the paper contract as the rubric): rubric "
+                                       "grading."),
     addendum: Path | None = typer.Option(None, "--addendum", help="The authors' "
                                          "clarifications (PaperBench addendum.md)."),
     all_categories: bool = typer.Option(False, "--all-categories", help="Rubric: also grade "

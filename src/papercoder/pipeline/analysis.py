@@ -11,6 +11,7 @@ from papercoder.models.base import Completion
 from papercoder.pipeline.context import clip
 from papercoder.pipeline.refine import verify_and_refine
 from papercoder.pipeline.workspace import artifact_name
+from papercoder.requirements.stage import for_file
 
 if TYPE_CHECKING:
     from papercoder.pipeline.runner import Pipeline
@@ -40,7 +41,7 @@ async def analyze(p: Pipeline, file: str, sem: asyncio.Semaphore) -> None:
     prompt = p.render("analysis", file=file,
                       notes=clip(notes, p.budget.input // 10, f"notes for {file}",
                                  reduction_notes),
-                      depends_on=p.deps.get(file, []))
+                      depends_on=p.deps.get(file, []), requirements=for_file(p, file))
     for n in reduction_notes:
         p.note(n)
     messages = p.plan_prefix() + [{"role": "user", "content": prompt}]

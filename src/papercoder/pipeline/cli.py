@@ -33,6 +33,10 @@ PDF_READER_HELP = ("How a PDF is read: default (pure Python), model (a vision mo
                    "transcribes the pages with display maths or algorithms) or model-all "
                    "(every page).")
 READER_MODEL_HELP = "The vision model that transcribes pages (default: the run's model)."
+NO_CONTRACT_HELP = ("Run the published method alone: no requirements contract, no audit.")
+AUDIT_ROUNDS_HELP = ("Audit repair rounds at most (0: grade the code against the contract "
+                     "without repairing).")
+ADDENDUM_HELP = "The authors' clarifications (PaperBench addendum.md), a source of requirements."
 NO_SOURCE_HELP = ("Read a PDF as given, even when it names its arXiv id (default: its LaTeX "
                   "source).")
 
@@ -84,6 +88,11 @@ def _run(paper: str, model: str | None, out: Path | None, stop_after: str,
     finally:
         if report:
             _write_report(out)
+        said = _requirements_said(out) if report else None
+        if said and final:  # the one final line stays last and starts with the status
+            final[-1].append(plain(f" · {said}"))
+        elif said:
+            console.print(plain(said), soft_wrap=True)
         for line in final:
             console.print(line, soft_wrap=True)
 
@@ -100,6 +109,22 @@ def _write_report(out: Path) -> None:
         console.print(Text(f"Report: {path}"))
     except Exception as e:  # noqa: BLE001 - the report must never fail the run
         err_console.print(Text(f"Warning: the report could not be written ({e})."))
+
+
+def _requirements_said(out: Path) -> str | None:
+    """What the audit found, for the final line: ``requirements: 41/47 met, 4 partial, 2
+    unmet``; None without an audit."""
+    try:
+        from papercoder.pipeline.workspace import Workspace
+
+        m = Workspace(out).load_manifest()
+    except PapercoderError:
+        return None
+    if m is not None and m.requirements.get("total") is not None and "audit" in m.requirements:
+        from papercoder.audit import summary_line
+
+        return summary_line(m.requirements)
+    return None
 
 
 def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
@@ -232,6 +257,10 @@ def run(
     no_source: bool = typer.Option(False, "--no-source", help=NO_SOURCE_HELP),
     pdf_reader: str = typer.Option("default", "--pdf-reader", help=PDF_READER_HELP),
     reader_model: str | None = typer.Option(None, "--reader-model", help=READER_MODEL_HELP),
+    no_contract: bool = typer.Option(False, "--no-contract", help=NO_CONTRACT_HELP),
+    audit_rounds: int = typer.Option(1, "--audit-rounds", min=0, max=10,
+                                     help=AUDIT_ROUNDS_HELP),
+    addendum: Path | None = typer.Option(None, "--addendum", help=ADDENDUM_HELP),
 ) -> None:
     """Turn a paper into a repository: plan, analyze, code (then verify)."""
     _run(paper, model, out, "coding", refine=refine, context=context, concurrency=concurrency,
@@ -239,7 +268,8 @@ def run(
          context_window=context_window, use_cache=not no_cache, quiet=quiet,
          prompts_dir=prompts, timeout=timeout, keep_references=keep_references, grace=grace,
          max_retries=max_retries, max_retry_wait=max_retry_wait, prefer_source=not no_source,
-         pdf_reader=pdf_reader, reader_model=reader_model,
+         pdf_reader=pdf_reader, reader_model=reader_model, no_contract=no_contract,
+         audit_rounds=audit_rounds, addendum=_addendum(addendum),
          verify={"execute": execute, "debug_rounds": debug_rounds, "python": None,
                  "install": True, "allow_network": False, "timeout": 300.0})
 
@@ -272,6 +302,8 @@ def plan(
     no_source: bool = typer.Option(False, "--no-source", help=NO_SOURCE_HELP),
     pdf_reader: str = typer.Option("default", "--pdf-reader", help=PDF_READER_HELP),
     reader_model: str | None = typer.Option(None, "--reader-model", help=READER_MODEL_HELP),
+    no_contract: bool = typer.Option(False, "--no-contract", help=NO_CONTRACT_HELP),
+    addendum: Path | None = typer.Option(None, "--addendum", help=ADDENDUM_HELP),
 ) -> None:
     """Run the planning stage only; edit the artifacts, then `papercoder run` continues."""
     _run(paper, model, out, "planning", refine=refine, context=context,
@@ -279,4 +311,12 @@ def plan(
          context_window=context_window, use_cache=not no_cache, quiet=quiet,
          prompts_dir=prompts, timeout=timeout, keep_references=keep_references, grace=grace,
          max_retries=max_retries, max_retry_wait=max_retry_wait, prefer_source=not no_source,
-         pdf_reader=pdf_reader, reader_model=reader_model)
+         pdf_reader=pdf_reader, reader_model=reader_model, no_contract=no_contract,
+         addendum=_addendum(addendum))
+
+
+def _addendum(path: Path | None) -> Path | None:
+    """--addendum: a readable file, or one sentence and exit status 2."""
+    if path is not None and not path.is_file():
+        raise ConfigError(f"The addendum {path} is not a file; check the --addendum path.")
+    return path

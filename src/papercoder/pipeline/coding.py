@@ -24,6 +24,7 @@ from papercoder.pipeline.filecheck import check_file
 from papercoder.pipeline.interfaces import public_interface
 from papercoder.pipeline.order import entry_point
 from papercoder.pipeline.workspace import artifact_name
+from papercoder.requirements.stage import for_file
 from papercoder.tokens import estimate_tokens
 
 if TYPE_CHECKING:
@@ -124,7 +125,8 @@ async def write_file(p: Pipeline, file: str, code: dict[str, str],
     room = p.budget.input - sum(estimate_tokens(m["content"]) for m in prefix) - 200
     items, analysis = fit_items(p, file, context_items(p, file, code),
                                 p.analyses.get(file, ""), max(room, 200))
-    prompt = p.render("coding", file=file, lang=lang_of(file), analysis=analysis)
+    prompt = p.render("coding", file=file, lang=lang_of(file), analysis=analysis,
+                      requirements=for_file(p, file))
     # Earlier code gets its own cache breakpoint: files of one level often share it.
     code_block: list[Message] = [{"role": "user", "content": p.render(
         "earlier_code", earlier=items), "cache": True}] if items else []

@@ -62,3 +62,9 @@ class RunOptions(BaseModel):
     (30 s, or $PAPERCODER_MAX_RETRY_WAIT)."""
     grace: float = Field(10.0, ge=0)
     """After Ctrl-C, seconds the calls in flight may take to finish and be stored."""
+    no_contract: bool = False
+    """Run the published method alone: no requirements stage, no audit."""
+    audit_rounds: int = Field(1, ge=0, le=10)
+    """Repair rounds of the audit (0: grade only)."""
+    addendum: Path | None = None
+    """The authors' clarifications, a source of requirements too."""

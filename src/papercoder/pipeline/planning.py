@@ -28,6 +28,7 @@ from papercoder.pipeline.order import (
 from papercoder.pipeline.paths import check_file_list
 from papercoder.pipeline.refine import verify_and_refine
 from papercoder.pipeline.schemas import Architecture, LogicDesign, logic_for
+from papercoder.requirements import stage as contract
 
 if TYPE_CHECKING:
     from papercoder.pipeline.runner import Pipeline
@@ -225,20 +226,23 @@ async def run(p: Pipeline) -> None:
             raise PapercoderError(f"artifacts/logic.json is inconsistent ({e.user_message}); "
                                   "fix it or rerun with --from planning.") from None
     else:
-        shell = p.render("logic", architecture="", files=files)
+        reqs = contract.listed(p)
+        shell = p.render("logic", architecture="", files=files, requirements=reqs)
         arch_json = p.fit(json.dumps(p.architecture.model_dump(), indent=1), "architecture",
                           base, shell)
         msgs = base + [{"role": "user", "content": p.render(
-            "logic", architecture=arch_json, files=files)}]
+            "logic", architecture=arch_json, files=files, requirements=reqs)}]
         c = await _step(p, "logic", msgs, kind="logic design",
                         format_hint="Answer with the whole JSON object.",
-                        schema=logic_for(files), check=make_logic_check(files))
+                        schema=logic_for(files),
+                        check=contract.covering_check(p, make_logic_check(files)))
         p.logic = LogicDesign.model_validate(c.parsed.model_dump())
         assert p.logic is not None
         p.deps, p.order = plan_graph(p.logic, files)
         ws.write_artifact("logic.json", json.dumps(p.logic.model_dump(), indent=2) + "\n")
         p.done("logic")
     p.files = files
+    contract.apply_mapping(p)
     p.manifest.order = p.order
     for f in p.order:
         entry = p.manifest.files.setdefault(f, {"status": "pending"})

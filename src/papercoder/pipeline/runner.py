@@ -63,6 +63,10 @@ class Pipeline:
         self.reader: Model | None = None
         """The model that transcribes pages, when not the run's model (--reader-model)."""
         self.reader_caller: Caller | None = None
+        self.contract: Any = None
+        """The paper contract (papercoder.requirements.Contract), None without one."""
+        self.file_requirements: dict[str, list[str]] = {}
+        """Which requirement ids each file implements (from the logic design)."""
 
     # -- helpers used by stages ------------------------------------------------------------
     def render(self, name: str, **kw: Any) -> str:
@@ -237,6 +241,14 @@ class Pipeline:
         m = self.manifest
         stages = {"planning": planning.run, "analysis": analysis.run, "coding": coding.run}
         last = STAGE_NAMES.index(self.opts.stop_after)
+        names = list(STAGE_NAMES[: last + 1])
+        if self.opts.no_contract:
+            m.requirements = {"status": "off", "reason": "--no-contract"}
+        else:  # the paper contract: extracted first, audited after coding
+            from papercoder import audit, requirements
+
+            stages.update({"requirements": requirements.stage.run, "audit": audit.run})
+            names = ["requirements", *names] + (["audit"] if last == 2 else [])
         try:
             await self.read_pages()
             before, started = _snapshot(self.caller.totals), time.perf_counter()
@@ -248,7 +260,7 @@ class Pipeline:
                                        "status": "done"}
             else:
                 m.stages.pop("reading", None)
-            for name in STAGE_NAMES[: last + 1]:
+            for name in names:
                 before = _snapshot(self.caller.totals)
                 started = time.perf_counter()
                 m.stages.setdefault(name, {})["status"] = "running"
@@ -321,6 +333,8 @@ def _stage_failures(m: Manifest, stage: str) -> list[str]:
         return [f for f, s in m.files.items() if s.get("analysis_error")]
     if stage == "coding":
         return [f for f, s in m.files.items() if s.get("status") == "failed"]
+    if stage in ("requirements", "audit") and m.requirements.get("status") == "failed":
+        return ["requirements"]
     return []
 
 

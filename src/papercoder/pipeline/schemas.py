@@ -69,6 +69,17 @@ class FileLogic(BaseModel):
     """What the file must contain: classes, functions, the paper's algorithm, config keys."""
     depends_on: list[str] | None = None
     """Other files of the list this one imports from."""
+    requirements: list[str] = Field(default_factory=list)
+    """Ids of the paper's requirements (artifacts/requirements.json) this file implements."""
+
+    @field_validator("requirements", mode="before")
+    @classmethod
+    def _ids(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            return [x.strip() for x in v.replace(";", ",").split(",") if x.strip()]
+        return v
 
     @model_validator(mode="before")
     @classmethod

@@ -116,6 +116,9 @@ class Manifest:
     warnings: list[str] = field(default_factory=list)
     verify: dict[str, Any] = field(default_factory=dict)
     """Static checks, environment, isolation, smoke runs, debug rounds, executability."""
+    requirements: dict[str, Any] = field(default_factory=dict)
+    """The paper contract (papercoder.requirements, papercoder.audit): status, total, met,
+    partial, unmet, dropped, uncovered, per category, per round."""
     started: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
     finished: float | None = None

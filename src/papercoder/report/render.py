@@ -538,10 +538,17 @@ def context(d: ReportData) -> dict[str, Any]:
         "smoke_ran": smoke_ran, "static_repair": static_repair,
         "remaining": len(remaining) if remaining is not None else None,
         "evaluations": [evaluation_view(e, i) for i, e in enumerate(d.evaluations)],
+        "contract": contract_rows(d.out, {f["e"].path: f["lines"] for f in file_views}),
         "text": text, "as_dict": as_dict, "as_list": as_list, "number": number,
         "integer": integer, "mermaid_version": MERMAID_VERSION,
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def contract_rows(out: Any, line_prefix: dict[str, str]) -> Any:
+    from papercoder.report.contract import contract_rows as rows
+
+    return rows(out, line_prefix)
 
 
 def build_html(d: ReportData) -> str:

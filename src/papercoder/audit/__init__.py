@@ -1,0 +1,235 @@
+"""Stage ``audit``: grade each file against the requirements it was planned to implement,
+repair what is partial or unmet with SEARCH/REPLACE edits, grade again.
+
+See README.md. Calls go through the run's Caller (stage ``audit`` for grades, keyed
+``audit:<file>``; stage ``repair`` for edits, keyed ``repair:<file>``), so they are logged,
+cached, counted against ``--max-cost`` and a rerun pays nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from papercoder.audit.verdicts import VERDICTS, AuditAnswer, check_grades, markers
+from papercoder.errors import ContextOverflowError, FormatError, ModelOutputError
+from papercoder.models.base import Completion
+from papercoder.pipeline.crosscheck import unresolved_imports
+from papercoder.pipeline.filecheck import check_file
+from papercoder.pipeline.workspace import artifact_name
+from papercoder.requirements.schema import CATEGORIES, Contract
+from papercoder.requirements.stage import for_file
+from papercoder.verify.edits import apply_to, parse_edits, unified_diff
+
+if TYPE_CHECKING:
+    from papercoder.pipeline.runner import Pipeline
+
+log = logging.getLogger("papercoder")
+VERDICTS_ARTIFACT = "audit/verdicts.json"
+RANK = {"met": 2, "partial": 1, "unmet": 0, "ungraded": -1}
+
+__all__ = ["run", "summary_line", "VERDICTS_ARTIFACT"]
+
+
+def _lang(file: str) -> str:
+    from papercoder.pipeline.coding import lang_of
+
+    return lang_of(file)
+
+
+def fingerprint(code: Mapping[str, str], contract: Contract, mapping: Mapping[str, list[str]],
+                rounds: int) -> str:
+    h = hashlib.sha256(contract.to_json().encode())
+    h.update(json.dumps(mapping, sort_keys=True).encode() + str(rounds).encode())
+    for f in sorted(code):
+        h.update(f.encode() + b"\0" + code[f].encode() + b"\0")
+    return h.hexdigest()[:20]
+
+
+async def _grade(p: Pipeline, file: str, code: dict[str, str],
+                 sem: asyncio.Semaphore) -> list[dict[str, Any]]:
+    reqs = for_file(p, file)
+    ids = [r["id"] for r in reqs]
+    prompt = p.render("audit", file=file, requirements=reqs, code=code[file],
+                      lang=_lang(file), others=[f for f in code if f != file])
+    msgs = p.prefix() + [{"role": "user", "content": prompt}]
+
+    def check(c: Completion) -> list[dict[str, Any]]:
+        return check_grades(c.parsed, ids, file, code)
+
+    async with sem:
+        try:
+            c = await p.call(msgs, stage="audit", file=file, schema=AuditAnswer, check=check)
+        except (ModelOutputError, ContextOverflowError) as e:
+            p.warn(f"the audit of {file} failed ({e}); its requirements stay ungraded")
+            return [{"id": i, "verdict": "ungraded", "reason": f"the audit failed: {e}",
+                     "evidence": [], "file": file} for i in ids]
+    p.progress.advance(file)
+    return [{**g, "file": file} for g in c.parsed]
+
+
+async def _repair(p: Pipeline, file: str, problems: list[dict[str, Any]], code: dict[str, str],
+                  sem: asyncio.Semaphore) -> str | None:
+    """The repaired content of ``file``, or None when no usable edit came."""
+    by_id = p.contract.by_id()
+    listed = [{**by_id[g["id"]].model_dump(), "verdict": g["verdict"], "reason": g["reason"]}
+              for g in problems]
+    prompt = p.render("repair", file=file, problems=listed, code=code[file], lang=_lang(file))
+    msgs = p.prefix() + [{"role": "user", "content": prompt}]
+
+    def check(c: Completion) -> str:
+        edits = parse_edits(c.text)
+        outside = sorted({e.path for e in edits if e.path != file})
+        if outside:
+            raise FormatError(f"Only {file} may be edited here, not {', '.join(outside)}. "
+                              "Send the edits of this file again.",
+                              user_message=f"the repair of {file} edited other files")
+        new = apply_to({file: code[file]}, edits).get(file, code[file])
+        check_file(new, file)  # the static check of the file's kind; a broken edit goes back
+        return new.rstrip() + "\n"
+
+    async with sem:
+        try:
+            c = await p.call(msgs, stage="repair", file=file, check=check, repairs=1)
+        except (ModelOutputError, ContextOverflowError) as e:
+            p.warn(f"the audit's repair of {file} failed ({e}); the file is kept as it was")
+            return None
+    return str(c.parsed)
+
+
+def _combine(per_file: Mapping[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """One grade per requirement: the best over the files that take it, evidence joined."""
+    out: dict[str, dict[str, Any]] = {}
+    for f, grades in per_file.items():
+        for g in grades:
+            have = out.get(g["id"])
+            if have is None:
+                out[g["id"]] = {**g, "files": [f], "evidence": list(g["evidence"])}
+                continue
+            have["files"].append(f)
+            have["evidence"] += g["evidence"]
+            if RANK[g["verdict"]] > RANK[have["verdict"]]:
+                have.update(verdict=g["verdict"], reason=g["reason"])
+    return out
+
+
+def _counts(grades: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    c = {v: 0 for v in (*VERDICTS, "ungraded")}
+    for g in grades.values():
+        c[g["verdict"]] += 1
+    return c
+
+
+async def run(p: Pipeline) -> None:
+    contract: Contract | None = p.contract
+    m = p.manifest
+    if contract is None:
+        return
+    code: dict[str, str] = {}
+    for f in p.order:
+        text = p.ws.read_repo_file(f)
+        if text is not None and m.files.get(f, {}).get("status") == "written":
+            code[f] = text
+    files = [f for f in p.order if f in code and p.file_requirements.get(f)]
+    rounds_max = p.opts.audit_rounds
+    fp = fingerprint(code, contract, p.file_requirements, rounds_max)
+    audited = (m.requirements or {}).get("audit") or {}
+    if audited.get("after") == fp and \
+            p.ws.read_artifact(VERDICTS_ARTIFACT) is not None:
+        _said(p, "the audit of this code was done already; its verdicts stand")
+        return
+    p.progress.stage("audit", len(files))
+    sem = asyncio.Semaphore(p.opts.concurrency)
+    per_file = dict(zip(files, await asyncio.gather(*(_grade(p, f, code, sem)
+                                                       for f in files)), strict=True))
+    grades = _combine(per_file)
+    rounds: list[dict[str, Any]] = [{"round": 0, **_counts(grades), "repaired": []}]
+    for rnd in range(1, rounds_max + 1):
+        todo = {f: [g for g in gs if grades[g["id"]]["verdict"] in ("partial", "unmet")]
+                for f, gs in per_file.items()}
+        todo = {f: gs for f, gs in todo.items() if gs}
+        if not todo:
+            break
+        p.progress.stage(f"audit round {rnd}", 2 * len(todo))
+        new = await asyncio.gather(*(_repair(p, f, gs, code, sem) for f, gs in todo.items()))
+        changed = {f: c for f, c in zip(todo, new, strict=True) if c is not None and c != code[f]}
+        for f, content in changed.items():
+            p.ws.write_artifact(f"audit/round-{rnd}/{artifact_name(f)}.diff",
+                                unified_diff({f: code[f]}, {f: content}))
+            p.ws.write_repo_file(f, content)
+            code[f] = content
+            m.files.setdefault(f, {})["bytes"] = len(content.encode())
+        regraded = await asyncio.gather(*(_grade(p, f, code, sem) for f in changed))
+        per_file.update(dict(zip(changed, regraded, strict=True)))
+        grades = _combine(per_file)
+        rounds.append({"round": rnd, **_counts(grades), "repaired": sorted(changed)})
+        p.save()
+    if any(r["repaired"] for r in rounds):
+        for problem in unresolved_imports(code):
+            p.warn(f"after the audit's repairs: {problem}")
+    record(p, contract, grades, code, rounds,
+           fingerprint(code, contract, p.file_requirements, rounds_max))
+
+
+def record(p: Pipeline, contract: Contract, grades: Mapping[str, Mapping[str, Any]],
+           code: Mapping[str, str], rounds: list[dict[str, Any]], fp: str) -> None:
+    """artifacts/audit/verdicts.json (one row per requirement) and run.json's summary."""
+    marks = markers(code)
+    uncovered = set((p.manifest.requirements or {}).get("uncovered") or [])
+    planned = {i for ids in p.file_requirements.values() for i in ids}
+    rows = []
+    cats: dict[str, dict[str, int]] = {}
+    for r in contract.requirements:
+        g = grades.get(r.id)
+        if g is not None:
+            verdict, reason = g["verdict"], g.get("reason") or ""
+        elif r.id in uncovered or r.id not in planned:
+            verdict, reason = "uncovered", "no file of the logic design takes it"
+        else:
+            verdict, reason = "unmet", "the files that implement it were not written"
+        rows.append({**r.model_dump(), "verdict": verdict,
+                     "judge_verdict": (g or {}).get("judge_verdict"), "reason": reason,
+                     "files": (g or {}).get("files") or [],
+                     "evidence": (g or {}).get("evidence") or [],
+                     "markers": marks.get(r.id, [])})
+        c = cats.setdefault(r.category, {"total": 0, "met": 0, "partial": 0, "unmet": 0})
+        c["total"] += 1
+        if verdict in c:
+            c[verdict] += 1
+    p.ws.write_artifact(VERDICTS_ARTIFACT, json.dumps(
+        {"requirements": rows, "dropped": [d.model_dump() for d in contract.dropped],
+         "rounds": rounds}, indent=2, ensure_ascii=False) + "\n")
+    counts = {v: sum(1 for x in rows if x["verdict"] == v) for v in (*VERDICTS, "ungraded")}
+    m = p.manifest
+    m.requirements = {
+        **(m.requirements or {}), "total": len(rows), **counts,
+        "dropped": len(contract.dropped), "uncovered": sorted(uncovered, key=_id_key),
+        "categories": {c: cats[c] for c in CATEGORIES if c in cats}, "rounds": rounds,
+        "audit": {"after": fp, "rounds_max": p.opts.audit_rounds},
+    }
+    p.save()
+    _said(p, summary_line(m.requirements))
+
+
+def _id_key(rid: str) -> int:
+    return int(rid[1:]) if rid[1:].isdigit() else 0
+
+
+def summary_line(req: Mapping[str, Any]) -> str:
+    """``requirements: 41/47 met, 4 partial, 2 unmet`` (and uncovered, ungraded if any)."""
+    line = (f"requirements: {req.get('met', 0)}/{req.get('total', 0)} met, "
+            f"{req.get('partial', 0)} partial, {req.get('unmet', 0)} unmet")
+    if req.get("uncovered"):
+        line += f", {len(req['uncovered'])} uncovered"
+    if req.get("ungraded"):
+        line += f", {req['ungraded']} ungraded"
+    return line
+
+
+def _said(p: Pipeline, message: str) -> None:
+    """Logged (papercoder.log); the console's last line sums the audit up."""
+    log.info("audit: %s", message)
