@@ -291,7 +291,7 @@ def test_reference_list_is_left_out_of_prompts_unless_asked(tmp_path: Path) -> N
     ("arxiv:1706.03762", "arxiv_1706.03762"), ("https://arxiv.org/abs/1706.03762", "1706.03762"),
     ("papers/x/paper.pdf", "paper"), ("a b.tex", "a_b"), ("src.tar.gz", "src")])
 def test_default_output_folder_name_is_safe(paper: str, name: str) -> None:
-    from papercoder.pipeline.cli import default_out_name
+    from papercoder.cli.run import default_out_name
 
     assert default_out_name(paper) == name
 
@@ -307,7 +307,7 @@ def test_imports_of_names_a_dependency_never_defined_are_reported(tmp_path: Path
 
 
 def test_crosscheck_sees_names_bound_under_module_level_blocks() -> None:
-    from papercoder.pipeline.crosscheck import unresolved_imports
+    from papercoder.crosscheck import unresolved_imports
 
     code = {"a.py": "try:\n    import numpy as np\nexcept ImportError:\n    np = None\n"
                     "if True:\n    def f():\n        pass\n",

@@ -163,7 +163,7 @@ def test_edits_that_break_the_syntax_are_refused(tmp_path: Path) -> None:
 
 
 def test_write_paths_stay_inside(tmp_path: Path) -> None:
-    from papercoder.pipeline.paths import write_inside
+    from papercoder.outdir.paths import write_inside
 
     with pytest.raises(UnsafePathError):
         write_inside(tmp_path, "../x.py", "x")

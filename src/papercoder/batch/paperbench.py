@@ -22,7 +22,7 @@ from papercoder.batch.inputs import PaperItem, from_folder
 from papercoder.batch.runner import BatchOptions, Emit, run_batch
 from papercoder.batch.summary import plain, write_summary
 from papercoder.errors import ConfigError
-from papercoder.pipeline.paths import write_inside
+from papercoder.outdir.paths import write_inside
 
 _SEED = re.compile(r"^(.*)/seed-(\d+)$")
 

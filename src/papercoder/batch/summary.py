@@ -24,7 +24,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from papercoder.pipeline.paths import write_inside
+from papercoder.outdir.paths import write_inside
 
 MAX_JSON = 20 * 1024 * 1024
 CSV_FIELDS = ("slug", "status", "files_written", "files_total", "cost_usd", "eval_cost_usd",

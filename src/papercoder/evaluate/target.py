@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from papercoder.errors import ConfigError, PapercoderError
-from papercoder.pipeline.paths import open_fd_inside, read_inside
+from papercoder.outdir.paths import open_fd_inside, read_inside
 
 MAX_LOG_BYTES = 200 * 1024
 """A reproduction log longer than this is shown as its head and tail."""

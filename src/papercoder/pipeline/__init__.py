@@ -17,15 +17,15 @@ from papercoder.config import default_db_path
 from papercoder.console import styled
 from papercoder.errors import ConfigError, Interrupted
 from papercoder.models import Model, default_model_name, get_model
+from papercoder.outdir.lock import out_lock
+from papercoder.outdir.workspace import Manifest, Workspace
 from papercoder.paper import Paper, load_paper, load_paper_and_pdf
-from papercoder.pipeline.lock import out_lock
 from papercoder.pipeline.options import RunOptions
 from papercoder.pipeline.progress import Progress
 from papercoder.pipeline.runner import Pipeline
-from papercoder.pipeline.workspace import Manifest, Workspace
 from papercoder.store import Store
 
-__all__ = ["RunOptions", "Manifest", "run_pipeline", "run_pipeline_async"]
+__all__ = ["RunOptions", "run_pipeline", "run_pipeline_async"]
 
 
 _LOG_OWNER: ContextVar[object] = ContextVar("papercoder_log_owner", default=None)

@@ -12,12 +12,12 @@ from papercoder.errors import BudgetExceeded, PapercoderError
 from papercoder.llm import Caller, Totals
 from papercoder.models.base import Completion, Message, Model
 from papercoder.models.settings import settings_for
+from papercoder.outdir.workspace import Manifest, Workspace
 from papercoder.paper import Paper
 from papercoder.pipeline.context import Budget, clip, reduce_paper
 from papercoder.pipeline.options import STAGE_NAMES, RunOptions
 from papercoder.pipeline.progress import Progress
 from papercoder.pipeline.schemas import Architecture, LogicDesign
-from papercoder.pipeline.workspace import Manifest, Workspace
 from papercoder.prompts import render
 from papercoder.store import Store
 from papercoder.tokens import estimate_messages, estimate_tokens

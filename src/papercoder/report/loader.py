@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from papercoder.errors import PapercoderError
-from papercoder.pipeline.paths import open_fd_inside
+from papercoder.outdir.paths import open_fd_inside
 
 TEXT_LIMIT = 200_000
 """Characters kept of one Markdown text (plan, analysis) or code file."""

@@ -22,7 +22,7 @@ from papercoder.console import err_console
 from papercoder.errors import ConfigError, ModelOutputError
 from papercoder.llm import Caller
 from papercoder.models.base import Model
-from papercoder.pipeline.workspace import Workspace
+from papercoder.outdir.workspace import Workspace
 from papercoder.store import Store
 from papercoder.verify.debug import ask_repair, build_messages, signature
 from papercoder.verify.edits import unified_diff, write_files

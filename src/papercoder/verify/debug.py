@@ -20,8 +20,8 @@ from typing import Any
 from papercoder.errors import FormatError
 from papercoder.llm import Caller
 from papercoder.models.base import Completion, Message
-from papercoder.pipeline.answers import parse_python
 from papercoder.prompts import render
+from papercoder.pyparse import parse_python
 from papercoder.verify.edits import apply_to, parse_edits
 from papercoder.verify.smoke import Failure, SmokeCommand
 

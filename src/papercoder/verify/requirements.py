@@ -19,7 +19,7 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from papercoder.pipeline.answers import parse_python
+from papercoder.pyparse import parse_python
 
 
 @lru_cache(maxsize=1)

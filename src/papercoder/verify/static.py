@@ -16,8 +16,8 @@ import yaml
 from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
-from papercoder.pipeline.answers import parse_python
-from papercoder.pipeline.crosscheck import unresolved_imports
+from papercoder.crosscheck import unresolved_imports
+from papercoder.pyparse import parse_python
 from papercoder.verify.requirements import missing_requirements
 
 Finding = dict[str, Any]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from papercoder.errors import OutputFolderError, PapercoderError
-from papercoder.pipeline.paths import (
+from papercoder.outdir.paths import (
     create_root,
     mkdir_inside,
     open_inside,
@@ -32,7 +32,7 @@ def artifact_name(file: str) -> str:
 
 @dataclass
 class Workspace:
-    """OUT and everything in it. Every access goes through :mod:`papercoder.pipeline.paths`
+    """OUT and everything in it. Every access goes through :mod:`papercoder.outdir.paths`
     with OUT as the trusted root, so no link below OUT is ever followed."""
 
     out: Path

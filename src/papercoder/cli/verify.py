@@ -34,9 +34,9 @@ def summary(v: dict[str, Any]) -> tuple[str, bool]:
 def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int,
                python: Path | None, install: bool, allow_network: bool, timeout: float,
                quiet: bool = False, base_url: str | None = None) -> dict[str, Any]:
-    from papercoder.cli import open_store
+    from papercoder.cli.common import open_store
     from papercoder.models import get_model
-    from papercoder.pipeline.workspace import Workspace
+    from papercoder.outdir.workspace import Workspace
     from papercoder.verify import VerifyOptions, verify_output
 
     ws = Workspace(out)

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from papercoder.config import config_path, default_db_path, load_user_config
-from papercoder.console import console, error, plain, safe, styled
-from papercoder.errors import ConfigError, Interrupted, PapercoderError
+from papercoder.cli.common import CliSettings, cells, db_path, guarded, open_store, use_settings
+from papercoder.config import config_path, load_user_config
+from papercoder.console import console, plain, safe, styled
+from papercoder.errors import ConfigError, PapercoderError
 
 app = typer.Typer(
     add_completion=False,
@@ -25,49 +24,13 @@ app = typer.Typer(
     help="Turn a machine-learning paper into a runnable code repository.",
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-_state: dict[str, Any] = {"db": None}
-
-
-def guarded(fn: F) -> F:
-    """Turn library errors into one sentence and a non-zero exit, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PapercoderError as e:
-            error(str(e))
-            raise typer.Exit(e.exit_code) from None
-        except (KeyboardInterrupt, Interrupted):
-            error("Interrupted; rerun the same command to resume, answered calls are cached.")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def cells(*values: Any) -> list[Text]:
-    """Table cells shown literally: never markup, never an escape sequence."""
-    return [v if isinstance(v, Text) else plain("" if v is None else v) for v in values]
-
-
-def db_path() -> Path:
-    return Path(_state["db"]) if _state["db"] else default_db_path()
-
-
-def open_store():  # noqa: ANN201
-    from papercoder.store import Store
-
-    return Store(db_path())
-
-
 @app.callback()
 def _root(
     db: Path | None = typer.Option(
         None, "--db", help="Run store / cache database (default: $PAPERCODER_DB or "
         "~/.local/share/papercoder/papercoder.db).", envvar=None),
 ) -> None:
-    _state["db"] = db
+    use_settings(CliSettings(db=db))
 
 
 # -- models -------------------------------------------------------------------------------
@@ -173,7 +136,7 @@ def _resolve_run(store: Any, run: str | None) -> str:
         if not runs:
             raise ConfigError(f"The run store {db_path()} holds no runs yet.")
         return runs[0].id
-    from papercoder.pipeline.paths import read_inside
+    from papercoder.outdir.paths import read_inside
 
     p = Path(run)
     text = read_inside(p, "run.json") if p.is_dir() else None
@@ -335,21 +298,21 @@ def _k(n: int) -> str:
 
 def _register() -> None:
     """Commands that live next to the stage they drive."""
-    from papercoder.paper.cli import ingest
-    from papercoder.pipeline.cli import plan, run
+    from papercoder.cli.paper import ingest
+    from papercoder.cli.run import plan, run
 
     app.command()(guarded(run))
     app.command()(guarded(plan))
     app.command()(guarded(ingest))
-    from papercoder.report.cli import report
+    from papercoder.cli.report import report
 
     app.command()(guarded(report))
 
-    from papercoder.evaluate.cli import eval_command
+    from papercoder.cli.eval import eval_command
 
     app.command("eval")(guarded(eval_command))
 
-    from papercoder.batch.cli import batch, paperbench
+    from papercoder.cli.batch import batch, paperbench
 
     app.command()(guarded(batch))
     bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: PaperBench.")
@@ -361,7 +324,7 @@ _register()
 
 
 def _register_verify() -> None:
-    from papercoder.verify.cli import verify
+    from papercoder.cli.verify import verify
 
     app.command()(guarded(verify))
 
@@ -372,7 +335,7 @@ _register_verify()
 def main() -> None:
     import sys
 
-    from papercoder.batch.cli import optional_ray_value  # `--ray [ADDRESS]`
+    from papercoder.cli.batch import optional_ray_value  # `--ray [ADDRESS]`
 
     app(args=optional_ray_value(sys.argv[1:]))
 

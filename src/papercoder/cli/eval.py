@@ -117,7 +117,7 @@ def eval_command(
     timeout: float = typer.Option(600.0, "--timeout", min=0.01, help="Seconds per call."),
 ) -> None:
     """Score a repository against its paper, a reference repository, or a rubric."""
-    from papercoder.cli import open_store
+    from papercoder.cli.common import open_store
     from papercoder.evaluate import EvalOptions, evaluate_target
     from papercoder.models import get_model
     from papercoder.paper import load_paper

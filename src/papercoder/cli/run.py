@@ -13,7 +13,7 @@ from papercoder.console import console, err_console, plain, styled
 from papercoder.errors import BudgetExceeded, ConfigError, PapercoderError
 
 if TYPE_CHECKING:
-    from papercoder.pipeline.workspace import Manifest
+    from papercoder.outdir.workspace import Manifest
 
 FROM_HELP = ("Redo from this stage: planning, analysis or coding (also how to continue an "
              "output folder with another model).")
@@ -101,7 +101,7 @@ def _write_report(out: Path) -> None:
 
 def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
                 verify: dict | None = None, **kw: Any) -> None:
-    from papercoder.cli import db_path
+    from papercoder.cli.common import db_path
     from papercoder.models import default_model_name
     from papercoder.pipeline import RunOptions, run_pipeline
     from papercoder.store import Store
@@ -129,7 +129,7 @@ def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
         raise
     code = print_summary(m, out, paper)
     if stop_after == "coding" and verify is not None and m.status in ("done", "partial"):
-        from papercoder.verify.cli import report, run_verify
+        from papercoder.cli.verify import report, run_verify
 
         report(run_verify(out, model=model, base_url=opts.base_url, quiet=opts.quiet,
                           **verify))  # static checks always; smoke run with --execute
