@@ -256,7 +256,8 @@ async def run_batch(items: list[PaperItem], opts: BatchOptions, *, emit: Emit | 
     if use_ray:
         from papercoder.batch.ray_backend import run_on_ray
 
-        results = await run_on_ray(items, opts, emit, address=ray_address, on_result=on_result)
+        results = await run_on_ray(items, opts, emit, run_paper=run_paper, address=ray_address,
+                                   on_result=on_result)
     else:
         results = await run_local(items, opts, emit, limiter, on_result=on_result)
     write_summary(opts.out, results, opts)
