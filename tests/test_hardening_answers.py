@@ -22,7 +22,7 @@ from papercoder.models.retry import backoff, retry_after
 from papercoder.models.scripted import ScriptedModel
 from papercoder.models.structured import MAX_JSON_DEPTH, TooDeep, extract_json, loads_bounded
 from papercoder.outdir.paths import check_file_list, clean_path, resolve_inside
-from papercoder.outdir.workspace import artifact_name
+from papercoder.outdir.workspace import artifact_file, artifact_name
 from papercoder.pipeline.answers import (
     accepted_tags,
     check_python,
@@ -167,6 +167,7 @@ def test_checked_file_lists_have_no_clashes_and_distinct_artifacts(paths: list[s
 def test_artifact_names_are_one_to_one(a: str, b: str) -> None:
     if a != b:
         assert artifact_name(a) != artifact_name(b)
+    assert artifact_file(artifact_name(a)) == a
 
 
 @pytest.mark.parametrize("files, words", [

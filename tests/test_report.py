@@ -318,3 +318,27 @@ def test_checks_without_a_smoke_run(tmp_path: Path) -> None:
     assert "The smoke run did not run" in html and "STALE" not in html
     assert "Static repair: not applied" in html and "no usable edit" in html
     assert "After the static repair 1 remains." in html
+
+
+def test_nested_file_analysis_shown_once_each(tmp_path: Path) -> None:
+    """Artifacts are named by outdir.artifact_name (pkg/util.py -> pkg%2Futil.py); the report
+    used its own `__` name, so pkg/util.py showed no analysis and pkg__util.py's twice."""
+    from papercoder.outdir.workspace import artifact_name
+
+    out = tmp_path / "out"
+    files = ["pkg/util.py", "pkg__util.py"]
+    (out / "artifacts" / "analysis").mkdir(parents=True)
+    for i, f in enumerate(files):
+        (out / "artifacts" / "analysis" / f"{artifact_name(f)}.md").write_text(
+            f"ANALYSIS-MARK-{i} of {f}\n")
+        (out / "repo" / f).parent.mkdir(parents=True, exist_ok=True)
+        (out / "repo" / f).write_text(f"CODE_MARK_{i} = {i}\n")
+    (out / "run.json").write_text(json.dumps({
+        "status": "done", "order": files,
+        "files": {f: {"status": "written"} for f in files}}))
+    r = CliRunner().invoke(app, ["report", str(out)])
+    assert r.exit_code == 0, r.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    for i in range(len(files)):
+        assert html.count(f"ANALYSIS-MARK-{i}") == 1
+        assert html.count(f"CODE_MARK_{i}") >= 1

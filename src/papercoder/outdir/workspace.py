@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,11 @@ def artifact_name(file: str) -> str:
     ``%25`` and ``/`` becomes ``%2F``, so ``pkg/util.py`` and ``pkg__util.py`` (or
     ``pkg%2Futil.py``) never share an artifact."""
     return file.replace("%", "%25").replace("/", "%2F")
+
+
+def artifact_file(name: str) -> str:
+    """The repository path an :func:`artifact_name` stands for (its inverse)."""
+    return re.sub(r"%(25|2F)", lambda m: "%" if m[1] == "25" else "/", name)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 
 from papercoder.errors import PapercoderError
 from papercoder.outdir.paths import open_fd_inside
+from papercoder.outdir.workspace import artifact_name
 
 TEXT_LIMIT = 200_000
 """Characters kept of one Markdown text (plan, analysis) or code file."""
@@ -222,10 +223,6 @@ def _json(out: Path, rel: str, notes: list[str], limit: int = 20_000_000) -> Any
     except (ValueError, RecursionError):
         notes.append(f"{rel} is not valid JSON and was left out.")
         return None
-
-
-def artifact_name(file: str) -> str:
-    return file.replace("/", "__")
 
 
 def load(out: Path) -> ReportData:
