@@ -116,7 +116,8 @@ def _paper_task(item: dict[str, Any], opts: dict[str, Any], limiter: Any,
     the runner back."""
     pi = PaperItem(item["slug"], item["source"],
                    Path(item["rubric"]) if item.get("rubric") else None,
-                   Path(item["addendum"]) if item.get("addendum") else None)
+                   Path(item["addendum"]) if item.get("addendum") else None,
+                   Path(item["reference"]) if item.get("reference") else None)
     bo = options_type(**{**opts, "out": Path(opts["out"])})
 
     def emit(slug: str, ev: dict[str, Any]) -> None:

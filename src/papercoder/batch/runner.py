@@ -187,7 +187,8 @@ async def run_paper(item: PaperItem, opts: BatchOptions, limiter: SharedLimiter,
                 None if opts.judge else opts.base_url), opts.timeout, limiter, None)
             await stages.evaluate(out, paper=paper, judge=judge, store=store,
                                   mode=opts.eval_mode, rubric=item.rubric,
-                                  addendum=item.addendum, **opts.eval_options)
+                                  addendum=item.addendum, ref=item.reference,
+                                  **opts.eval_options)
     except BudgetExceeded as e:
         result.update(status="stopped", error=str(e))
     except PapercoderError as e:
