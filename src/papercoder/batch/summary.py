@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -25,25 +24,11 @@ from rich.table import Table
 from rich.text import Text
 
 from papercoder.outdir.paths import write_inside
+from papercoder.textsafe import safe as plain
 
 MAX_JSON = 20 * 1024 * 1024
 CSV_FIELDS = ("slug", "status", "files_written", "files_total", "cost_usd", "eval_cost_usd",
               "seconds", "ran", "scores", "error", "source", "out")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def plain(text: object) -> str:
-    """Text safe to show: control characters and bidi overrides removed, lone surrogates
-    replaced (the console's own ``safe`` when this installation has it)."""
-    s = str(text)
-    try:
-        from papercoder.console import safe  # type: ignore[attr-defined]
-    except ImportError:
-        s = s.encode("utf-8", "replace").decode("utf-8")
-        return _CONTROL.sub("?", s.replace("\n", " ").replace("\t", " "))
-    return str(safe(s))
-
-
 def read_json(path: Path) -> Any:
     """A JSON file from an output folder, or None when absent, a link, huge or not JSON."""
     try:

@@ -14,17 +14,7 @@ from rich.text import Text
 
 from papercoder.console import console, err_console
 from papercoder.errors import BudgetExceeded, ConfigError
-
-
-def plain(text: Any) -> str:
-    """Model, path and server text made safe for the terminal (no escapes, no controls)."""
-    try:
-        from papercoder.console import safe  # type: ignore[attr-defined]
-
-        return safe(str(text))
-    except ImportError:
-        s = str(text).encode("utf-8", "replace").decode("utf-8")
-        return "".join(c if c.isprintable() or c in "\n\t" else "?" for c in s)
+from papercoder.textsafe import safe as plain
 
 
 def _confirm_factory(yes: bool, max_cost: float | None):  # noqa: ANN202

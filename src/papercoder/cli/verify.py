@@ -51,9 +51,9 @@ def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int
         if model:
             raise
         from papercoder.console import warn
-        from papercoder.verify import plain
+        from papercoder.textsafe import safe
 
-        warn(plain(f"The run's model cannot be used for repairs ({e}); checking without "
+        warn(safe(f"The run's model cannot be used for repairs ({e}); checking without "
                    "repairs. Pass -m MODEL to repair."))
         mdl = None
     opts = VerifyOptions(execute=execute, debug_rounds=debug_rounds, python=python,
@@ -65,9 +65,9 @@ def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int
 
 def report(v: dict[str, Any]) -> None:
     line, ok = summary(v)
-    from papercoder.verify import plain
+    from papercoder.textsafe import safe
 
-    console.print(Text(plain(("ok: " if ok else "FAILED: ") + line)), soft_wrap=True)
+    console.print(Text(safe(("ok: " if ok else "FAILED: ") + line)), soft_wrap=True)
     if not ok:
         raise typer.Exit(1)
 

@@ -19,6 +19,7 @@ from typing import Any
 from papercoder.errors import PapercoderError
 from papercoder.outdir.paths import open_fd_inside
 from papercoder.outdir.workspace import artifact_name
+from papercoder.textsafe import safe
 
 TEXT_LIMIT = 200_000
 """Characters kept of one Markdown text (plan, analysis) or code file."""
@@ -32,7 +33,6 @@ MAX_EVALS = 30
 MAX_TREE_NODES = 5_000
 LOG_TAIL = 6_000
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _UNMARKED = re.compile(r"config\.yaml has values not found in the paper and not marked "
                        r"(?:as assumed|'# assumed'):\s*(.*)$", re.S)
 
@@ -49,8 +49,7 @@ def text(value: Any, limit: int = SHORT_LIMIT) -> str:
         return ""
     if len(s) > limit:
         s = s[:limit] + f"\n[… {len(s) - limit:,} more characters not shown]"
-    s = _CONTROL.sub("", s)
-    return s.encode("utf-8", "replace").decode("utf-8")  # lone surrogates -> '?'
+    return safe(s)
 
 
 def number(value: Any) -> float | None:
@@ -117,7 +116,7 @@ def read_file(root: Path, rel: str, limit: int = FILE_BYTES,
     clipped = len(data) > limit or size > limit
     data = data[:limit]
     s = data.decode("utf-8", "replace")
-    s = _CONTROL.sub("", s.replace("\r\n", "\n"))
+    s = safe(s.replace("\r\n", "\n"))
     return s, clipped
 
 

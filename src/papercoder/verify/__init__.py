@@ -9,7 +9,6 @@ writes ``OUT/artifacts/debug/`` and saves its results under ``"verify"`` in ``OU
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ from papercoder.llm import Caller
 from papercoder.models.base import Model
 from papercoder.outdir.workspace import Workspace
 from papercoder.store import Store
+from papercoder.textsafe import safe
 from papercoder.verify.debug import ask_repair, build_messages, signature
 from papercoder.verify.edits import unified_diff, write_files
 from papercoder.verify.env import EnvManager
@@ -58,19 +58,10 @@ class VerifyOptions:
     prompts_dir: Path | None = None
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def plain(text: str) -> str:
-    """Model- or program-written text made safe to print: no control characters or escape
-    sequences, no lone surrogates."""
-    return _CONTROL.sub("?", text)
-
-
 def _sayer(quiet: bool) -> Callable[[str], None]:
     def say(text: str) -> None:
         if not quiet:
-            err_console.print(Text(plain(text)), soft_wrap=True)
+            err_console.print(Text(safe(text)), soft_wrap=True)
     return say
 
 
