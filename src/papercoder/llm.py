@@ -109,6 +109,15 @@ class Totals:
     unpriced_calls: int = 0
     seconds: float = 0.0
 
+    def figures(self) -> dict[str, Any]:
+        """These totals as run.json's figures (``outdir.record.Figures``)."""
+        u = self.usage
+        return {"calls": self.calls, "cache_hits": self.cache_hits,
+                "prompt_tokens": u.prompt_tokens, "cached_prompt_tokens": u.cached_prompt_tokens,
+                "cache_write_tokens": u.cache_write_tokens,
+                "completion_tokens": u.completion_tokens,
+                "cost_usd": None if self.unpriced_calls else round(self.cost, 6)}
+
 
 def _estimate(messages: Sequence[Message]) -> int:
     """Estimated input tokens: the text, plus :data:`IMAGE_TOKENS` per image."""

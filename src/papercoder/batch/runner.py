@@ -180,7 +180,7 @@ async def run_paper(item: PaperItem, opts: BatchOptions, limiter: SharedLimiter,
         # run and debug loop only with --execute
         emit(item.slug, {"stage": "verify", "current": ""})
         await stages.verify(out, model=model, store=store, execute=opts.execute,
-                            **{"quiet": True, **opts.verify_options})
+                            **{"quiet": True, "same_session": True, **opts.verify_options})
         if opts.eval_mode:
             emit(item.slug, {"stage": f"eval {opts.eval_mode}", "current": ""})
             judge = await _model(opts.judge or opts.model, opts.judge_base_url or (

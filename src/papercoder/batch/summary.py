@@ -68,9 +68,7 @@ def collect(item: Any, out: Path, result: dict[str, Any] | None) -> dict[str, An
     written = sum(1 for s in files.values() if isinstance(s, dict) and s.get("status") ==
                   "written")
     totals = m.get("totals") if isinstance(m.get("totals"), dict) else {}
-    cost = _num(totals.get("cost_usd"))
-    if cost is not None:
-        cost += _num(totals.get("spent_before_this_session")) or 0.0
+    cost = _num(totals.get("cost_usd"))  # the whole run's: every session summed
     evals = eval_results(out)
     scores = {k: _num(v.get("score")) for k, v in evals.items()}
     eval_costs = [_num(v.get("cost_usd")) for v in evals.values()]

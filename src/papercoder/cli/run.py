@@ -13,7 +13,7 @@ from papercoder.console import console, err_console, plain, styled
 from papercoder.errors import BudgetExceeded, ConfigError, PapercoderError
 
 if TYPE_CHECKING:
-    from papercoder.outdir.workspace import Manifest
+    from papercoder.outdir.record import Manifest
 
 FROM_HELP = ("Redo from this stage: planning, analysis or coding (also how to continue an "
              "output folder with another model).")
@@ -127,12 +127,14 @@ def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
         err_console.print(plain(f"Artifacts so far are in {out}; rerun with a higher "
                                 "--max-cost to continue."), soft_wrap=True)
         raise
-    code = print_summary(m, out, paper)
     if stop_after == "coding" and verify is not None and m.status in ("done", "partial"):
         from papercoder.cli.verify import report, run_verify
+        from papercoder.outdir.workspace import Workspace
 
         report(run_verify(out, model=model, base_url=opts.base_url, quiet=opts.quiet,
-                          **verify))  # static checks always; smoke run with --execute
+                          same_session=True, **verify))  # static checks; smoke with --execute
+        m = Workspace(out).load_manifest() or m  # its calls are in the totals now
+    code = print_summary(m, out, paper)
     if code:
         raise typer.Exit(code)
 
@@ -145,11 +147,11 @@ EXIT_STATUS = {"done": 0, "planned": 0, "analyzed": 0, "partial": 4, "failed": 1
 
 def print_summary(m: Manifest, out: Path, paper: str) -> int:
     """The run's final lines; returns the exit status they stand for."""
-    t = m.totals
-    cost = "unknown" if t.get("cost_usd") is None else f"${t['cost_usd']:.4f}"
+    t = m.totals  # the whole run: every session, every call (the static repair's too)
+    cost = "unknown" if t.cost_usd is None else f"${t.cost_usd:.4f}"
     written = sum(1 for s in m.files.values() if s.get("status") == "written")
-    wall = m.totals.get("wall_seconds") or sum(s.get("seconds", 0) for s in m.stages.values())
-    toks = t.get("completion_tokens", 0)
+    wall = t.wall_seconds or sum(s.get("seconds", 0) for s in m.stages.values())
+    toks = t.completion_tokens
     gen = sum(s.get("seconds", 0) for s in m.stages.values())
     speed = f" · {toks / gen:.1f} output tokens/s" if gen and toks else ""
     if m.status == "planned":
@@ -158,8 +160,8 @@ def print_summary(m: Manifest, out: Path, paper: str) -> int:
         what = f"{written}/{len(m.files)} files written to {out / 'repo'}"
     line = Text()
     line.append(f"{m.status}:", style=STATUS_STYLE.get(m.status, "bold"))
-    line.append(plain(f" {what} · {t.get('calls', 0)} calls ({t.get('cache_hits', 0)} cached) · "
-                      f"{t.get('prompt_tokens', 0):,} prompt + {toks:,} output tokens · {cost} · "
+    line.append(plain(f" {what} · {t.calls} calls ({t.cache_hits} cached) · "
+                      f"{t.prompt_tokens:,} prompt + {toks:,} output tokens · {cost} · "
                       f"{wall:.1f}s{speed} · run {m.run_id}"))
     console.print(line, soft_wrap=True)
     read_from = str(m.paper.get("read_from") or "")

@@ -33,7 +33,8 @@ def summary(v: dict[str, Any]) -> tuple[str, bool]:
 
 def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int,
                python: Path | None, install: bool, allow_network: bool, timeout: float,
-               quiet: bool = False, base_url: str | None = None) -> dict[str, Any]:
+               quiet: bool = False, base_url: str | None = None,
+               same_session: bool = False) -> dict[str, Any]:
     from papercoder.cli.common import open_store
     from papercoder.models import get_model
     from papercoder.outdir.workspace import Workspace
@@ -58,7 +59,7 @@ def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int
         mdl = None
     opts = VerifyOptions(execute=execute, debug_rounds=debug_rounds, python=python,
                          install=install, allow_network=allow_network, timeout=timeout,
-                         quiet=quiet)
+                         quiet=quiet, same_session=same_session)
     return asyncio.run(verify_output(out, model=mdl, store=open_store(), options=opts,
                                      run_id=m.run_id))
 

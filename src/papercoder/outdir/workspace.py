@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from papercoder.errors import OutputFolderError, PapercoderError
+from papercoder.errors import OutputFolderError
 from papercoder.outdir.paths import (
     create_root,
     mkdir_inside,
@@ -19,6 +19,7 @@ from papercoder.outdir.paths import (
     resolve_inside,
     write_inside,
 )
+from papercoder.outdir.record import Manifest, read_record
 
 STAGES = ("planning", "analysis", "coding")
 PLANNING_STEPS = ("plan", "architecture", "logic", "config")
@@ -51,6 +52,7 @@ class Workspace:
         self.repo = self.out / "repo"
         self.artifacts = self.out / "artifacts"
         self.manifest_path = self.out / "run.json"
+        self.record_notes: list[str] = []
 
     def ensure(self) -> None:
         create_root(self.out)
@@ -80,56 +82,10 @@ class Workspace:
         return open_inside(self.out, "papercoder.log", "a")
 
     def load_manifest(self) -> Manifest | None:
-        text = read_inside(self.out, "run.json")
-        if text is None:
-            return None
-        try:
-            return Manifest.from_dict(json.loads(text))
-        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
-            raise PapercoderError(
-                f"{self.manifest_path} is damaged; delete it (the artifacts and the cache are "
-                "kept) and rerun."
-            ) from None
+        """run.json, read tolerantly: what was ignored is in :attr:`record_notes`."""
+        m, self.record_notes = read_record(self.out)
+        return m
 
     def save_manifest(self, m: Manifest) -> None:
         m.updated = time.time()
         write_inside(self.out, "run.json", json.dumps(m.to_dict(), indent=2, default=str) + "\n")
-
-
-@dataclass
-class Manifest:
-    run_id: str
-    paper: dict[str, Any] = field(default_factory=dict)
-    model: str = ""
-    settings: dict[str, Any] = field(default_factory=dict)
-    status: str = "running"
-    error: str | None = None
-    steps: dict[str, str] = field(default_factory=dict)
-    """Planning steps and analyses done: name -> "done"."""
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Per repository file: status (pending, written, failed), error, depends_on."""
-    order: list[str] = field(default_factory=list)
-    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Per stage: calls, cache hits, tokens, dollars, seconds, status."""
-    totals: dict[str, Any] = field(default_factory=dict)
-    reductions: list[str] = field(default_factory=list)
-    reduced: list[dict[str, Any]] = field(default_factory=list)
-    """Structured context reductions: {"what": "paper"|..., "action": "dropped"|"summarized"|
-    "cut", "sections": [headings], "tokens_before": int, "tokens_after": int}."""
-    models: dict[str, str] = field(default_factory=dict)
-    """Which model wrote each planning step and analysis ("plan", "analysis:<file>", ...);
-    each repository file records its own in files[f]["model"]."""
-    warnings: list[str] = field(default_factory=list)
-    verify: dict[str, Any] = field(default_factory=dict)
-    """Static checks, environment, isolation, smoke runs, debug rounds, executability."""
-    started: float = field(default_factory=time.time)
-    updated: float = field(default_factory=time.time)
-    finished: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Manifest:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,6 +54,9 @@ class VerifyOptions:
     pip_args: list[str] = field(default_factory=list)
     """Extra pip arguments, e.g. ["--no-index", "--find-links", DIR]."""
     use_bwrap: bool = True
+    same_session: bool = False
+    """Verify runs in the same command as the run (``run``, ``batch``): its calls are added
+    to the latest session's figures in run.json, else they are a session of their own."""
     seeds: tuple[int, ...] = SEEDS
     quiet: bool = False
     prompts_dir: Path | None = None
@@ -101,13 +105,18 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
     logic_json = ws.read_artifact("logic.json")
     caller = Caller(model, store, run_id or m.run_id) if model is not None else None
     result: dict[str, Any] = {}
+    earlier, started = m.totals, time.perf_counter()
 
     def save() -> None:
+        fresh = ws.load_manifest() or m
         if caller is not None:
             t = caller.totals
             result["calls"] = {"calls": t.calls, "cache_hits": t.cache_hits,
                                "cost_usd": None if t.unpriced_calls else round(t.cost, 6)}
-        fresh = ws.load_manifest() or m
+            # every call of the run is in its totals: the static repair's and the debug loop's
+            mine = {**t.figures(), "wall_seconds": round(time.perf_counter() - started, 2)}
+            fresh.totals = (earlier.extend_session(mine) if options.same_session
+                            else earlier.add_session(mine))
         fresh.verify = result
         ws.save_manifest(fresh)
 
