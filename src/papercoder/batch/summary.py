@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from papercoder.outdir.paths import write_inside
+from papercoder.outdir.record import read_record
 from papercoder.textsafe import safe as plain
 
 MAX_JSON = 20 * 1024 * 1024
@@ -62,8 +63,8 @@ def collect(item: Any, out: Path, result: dict[str, Any] | None) -> dict[str, An
     """One summary row for ``item``, from its folder and this session's ``result``."""
     from papercoder.batch.stages import smoke_ran
 
-    m = read_json(out / "run.json")
-    m = m if isinstance(m, dict) else {}
+    record = read_record(out)[0] if out.is_dir() and not out.is_symlink() else None
+    m = record.to_dict() if record is not None else {}
     files = m.get("files") if isinstance(m.get("files"), dict) else {}
     written = sum(1 for s in files.values() if isinstance(s, dict) and s.get("status") ==
                   "written")

@@ -136,15 +136,14 @@ def _resolve_run(store: Any, run: str | None) -> str:
         if not runs:
             raise ConfigError(f"The run store {db_path()} holds no runs yet.")
         return runs[0].id
-    from papercoder.outdir.paths import read_inside
+    from papercoder.outdir.record import read_record
 
     p = Path(run)
-    text = read_inside(p, "run.json") if p.is_dir() else None
-    if text is not None:
-        try:
-            return str(json.loads(text)["run_id"])
-        except (ValueError, KeyError, TypeError, RecursionError):
-            raise ConfigError(f"{p / 'run.json'} is damaged; give the run id instead.") from None
+    record, damaged = read_record(p) if p.is_dir() else (None, [])
+    if record is not None or damaged:
+        if record is None or not record.run_id:
+            raise ConfigError(f"{p / 'run.json'} is damaged; give the run id instead.")
+        return record.run_id
     rec = store.get_run(run)
     if rec is None:
         raise ConfigError(f"No run '{run}' in {db_path()}; `papercoder runs` lists them.")

@@ -18,6 +18,7 @@ from typing import Any
 
 from papercoder.errors import PapercoderError
 from papercoder.outdir.paths import open_fd_inside
+from papercoder.outdir.record import read_record
 from papercoder.outdir.workspace import artifact_name
 from papercoder.textsafe import safe
 
@@ -228,13 +229,11 @@ def load(out: Path) -> ReportData:
     """Everything the report shows, read from the output folder ``out``."""
     out = Path(out)
     notes: list[str] = []
-    run = _json(out, "run.json", notes)
-    if run is None and (out / "run.json").exists():
+    record, ignored = read_record(out)
+    notes.extend(ignored)
+    if record is None and (out / "run.json").exists():
         notes.append("run.json could not be read; the summary is incomplete.")
-    if not isinstance(run, dict):
-        if run is not None:
-            notes.append("run.json does not hold an object; the summary is incomplete.")
-        run = {}
+    run = record.to_dict() if record is not None else {}
     data = ReportData(out=out, run=run, notes=notes)
     _load_design(data)
     _load_files(data)
