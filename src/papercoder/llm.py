@@ -220,8 +220,8 @@ class Caller:
                               "(e.g. --reader-model openai/gpt-4.1).")
         params = {"schema": schema_fingerprint(schema), "temperature": temperature,
                   "max_tokens": max_tokens}
-        ident = self.model.name + (f"@{self.model.endpoint}" if getattr(
-            self.model, "endpoint", None) else "")
+        endpoint = getattr(self.model, "endpoint", None)
+        ident = self.model.name + (f"@{endpoint}" if endpoint else "")
         # Images are hashed (SHA-256 and size stand for their bytes) and logged that way.
         logged = loggable(messages)
         key = cache_key(ident, logged, **params)

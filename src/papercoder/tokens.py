@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 _PIECE = re.compile(r"[A-Za-z]+|\d{1,3}|[^\sA-Za-z\d]|\s{4,}")
 
@@ -17,5 +19,5 @@ def estimate_tokens(text: str) -> int:
     return n
 
 
-def estimate_messages(messages: list[dict] | tuple) -> int:
+def estimate_messages(messages: Sequence[Mapping[str, Any]]) -> int:
     return sum(estimate_tokens(str(m.get("content", ""))) + 4 for m in messages) + 2

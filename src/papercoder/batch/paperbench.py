@@ -95,8 +95,8 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "mean": mean(means), "stderr": stderr(means), "n_papers": len(means),
         "per_seed": per_seed, "mean_over_seeds": mean(seed_means),
         "stderr_over_seeds": stderr(seed_means),
-        "gen_cost_per_paper": None if any(c is None for c in gen) else mean(gen),  # type: ignore[arg-type]
-        "grade_cost_per_paper": None if any(c is None for c in grade) else mean(grade),  # type: ignore[arg-type]
+        "gen_cost_per_paper": None if any(c is None for c in gen) else mean(gen),
+        "grade_cost_per_paper": None if any(c is None for c in grade) else mean(grade),
         "unscored_runs": sum(p["unscored"] for p in papers.values()),
     }
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -109,7 +109,7 @@ class ProgressActor:
 
 
 def _paper_task(item: dict[str, Any], opts: dict[str, Any], limiter: Any,
-                progress: Any, run_paper: Callable[..., Awaitable[dict[str, Any]]],
+                progress: Any, run_paper: Callable[..., Coroutine[Any, Any, dict[str, Any]]],
                 options_type: Callable[..., Any]) -> dict[str, Any]:
     """Runs on a Ray worker: one paper, start to finish. ``run_paper`` and ``options_type``
     come from the caller (batch.runner), pickled by reference, so this module never imports
@@ -167,7 +167,7 @@ def connect(address: str | None) -> Any:
 
 
 async def run_on_ray(items: list[PaperItem], opts: Any, emit: Callable[[str, dict], None], *,
-                     run_paper: Callable[..., Awaitable[dict[str, Any]]],
+                     run_paper: Callable[..., Coroutine[Any, Any, dict[str, Any]]],
                      address: str | None = None,
                      on_result: Callable[[dict[str, Any]], None] | None = None) \
         -> list[dict[str, Any]]:

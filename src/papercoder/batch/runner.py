@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
 from papercoder.batch import stages
 from papercoder.batch.inputs import PaperItem
 from papercoder.batch.limiter import Limits, RateLimitedModel, RateLimiter, SharedLimiter
@@ -85,11 +87,11 @@ class PaperProgress(Progress):
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def say(self, message: str) -> None:
-        self.messages.append(message)  # warnings are in run.json; the board stays one line
+    def say(self, message: str | Text) -> None:
+        self.messages.append(str(message))  # warnings are in run.json; the board stays one line
 
-    def stage(self, name: str, total: int, done: int = 0) -> None:
-        self._total, self._done = total, done
+    def stage(self, name: str, total: int | None, done: int = 0) -> None:
+        self._total, self._done = total or 0, done
         self.emit(self.slug, {"stage": name, "total": total, "done": done, "current": ""})
 
     def working(self, item: str) -> None:
@@ -168,9 +170,10 @@ async def run_paper(item: PaperItem, opts: BatchOptions, limiter: SharedLimiter,
                               base_url=opts.base_url, concurrency=opts.concurrency,
                               max_cost=opts.max_cost, quiet=True, timeout=opts.timeout,
                               context=opts.context, pdf_reader=opts.pdf_reader,
-                              reader_model=opts.reader_model)  # type: ignore[arg-type]
+                              reader_model=opts.reader_model)
         reader = None if not opts.reader_model or opts.pdf_reader == "default" or pdf is None \
-            else _model(opts.reader_model, opts.base_url, opts.timeout, limiter, _limits(opts))
+            else await _model(opts.reader_model, opts.base_url, opts.timeout, limiter,
+                              _limits(opts))
         manifest = await run_pipeline_async(run_opts, model=model, store=store, paper=paper,
                                             progress=PaperProgress(item.slug, emit), pdf=pdf,
                                             reader=reader)

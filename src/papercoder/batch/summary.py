@@ -65,11 +65,9 @@ def collect(item: Any, out: Path, result: dict[str, Any] | None) -> dict[str, An
 
     record = read_record(out)[0] if out.is_dir() and not out.is_symlink() else None
     m = record.to_dict() if record is not None else {}
-    files = m.get("files") if isinstance(m.get("files"), dict) else {}
-    written = sum(1 for s in files.values() if isinstance(s, dict) and s.get("status") ==
-                  "written")
-    totals = m.get("totals") if isinstance(m.get("totals"), dict) else {}
-    cost = _num(totals.get("cost_usd"))  # the whole run's: every session summed
+    files = record.files if record is not None else {}
+    written = sum(1 for s in files.values() if s.get("status") == "written")
+    cost = record.totals.cost_usd if record is not None else None  # every session summed
     evals = eval_results(out)
     scores = {k: _num(v.get("score")) for k, v in evals.items()}
     eval_costs = [_num(v.get("cost_usd")) for v in evals.values()]

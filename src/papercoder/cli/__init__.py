@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -16,6 +16,9 @@ from papercoder.cli.common import CliSettings, cells, db_path, guarded, open_sto
 from papercoder.config import config_path, load_user_config
 from papercoder.console import console, plain, safe, styled
 from papercoder.errors import ConfigError, PapercoderError
+
+if TYPE_CHECKING:
+    from papercoder.models.base import Message
 
 app = typer.Typer(
     add_completion=False,
@@ -109,8 +112,8 @@ def prompt(
     store = open_store()
     run_id = store.create_run("prompt", model=m.name, settings={"base_url": base_url})
     caller = Caller(m, store, run_id, use_cache=not no_cache, max_cost=max_cost)
-    messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": text}]
+    messages: list[Message] = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": text})
     try:
         c = asyncio.run(caller.call(messages, stage="prompt", schema=schema_obj,
                                     temperature=temperature, max_tokens=max_tokens))
@@ -243,7 +246,7 @@ def logs(
         secs = f" · {x.latency:.1f}s" if x.latency else ""
         console.print(_line((f"#{x.id} ", "bold"), where, " · ",
                             (x.status, _STATUS_STYLE.get(x.status, "")),
-                            *([] if one_model else [" · ", (x.model, "cyan")]),
+                            *(() if one_model else (" · ", (str(x.model), "cyan"))),
                             f" · {x.prompt_tokens} ({x.cached_prompt_tokens}) → "
                             f"{x.completion_tokens}{cost}{secs}"))
         console.print(_line("    ", (preview or "(empty)", "dim" if not preview else "")))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,9 +17,11 @@ from papercoder.console import console, err_console
 from papercoder.errors import BudgetExceeded, ConfigError
 from papercoder.textsafe import safe as plain
 
-
-def _confirm_factory(yes: bool, max_cost: float | None):  # noqa: ANN202
+if TYPE_CHECKING:
     from papercoder.evaluate.estimate import Estimate
+
+
+def _confirm_factory(yes: bool, max_cost: float | None) -> Callable[[Estimate], bool]:
 
     def confirm(est: Estimate) -> bool:
         err_console.print(Text("Estimate: " + est.describe()), soft_wrap=True)

@@ -119,7 +119,8 @@ def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
             from papercoder.models.local import embedded_notice
 
             err_console.print(plain(embedded_notice(), "cyan"), soft_wrap=True)
-    opts = RunOptions(paper=paper, model=model, out=out, stop_after=stop_after, **kw)
+    opts = RunOptions(paper=paper, model=model, out=out,
+                      stop_after=stop_after, **kw)
     store = Store(db_path())
     try:
         m = run_pipeline(opts, store=store)

@@ -7,7 +7,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import IO
 
 from papercoder.errors import OutputFolderError
 from papercoder.outdir.paths import (
@@ -77,7 +77,7 @@ class Workspace:
     def read_repo_file(self, rel: str) -> str | None:
         return read_inside(self.out, f"repo/{rel}")
 
-    def open_log(self) -> TextIO:
+    def open_log(self) -> IO[str]:
         """OUT/papercoder.log, opened for appending without following a link."""
         return open_inside(self.out, "papercoder.log", "a")
 

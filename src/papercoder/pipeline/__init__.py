@@ -12,6 +12,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
+from typing import Any
 
 from papercoder.config import default_db_path
 from papercoder.console import styled
@@ -217,7 +218,7 @@ class _GracefulStop:
 
 _ACTIVE: dict[asyncio.AbstractEventLoop, list[_GracefulStop]] = {}
 """The runs handling Ctrl-C, per event loop."""
-_PREVIOUS: dict[asyncio.AbstractEventLoop, object] = {}
+_PREVIOUS: dict[asyncio.AbstractEventLoop, Any] = {}
 
 
 def _on_sigint(loop: asyncio.AbstractEventLoop) -> None:

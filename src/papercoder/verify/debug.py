@@ -154,7 +154,8 @@ def build_messages(*, mode: str, code: Mapping[str, str], commands: list[SmokeCo
                    open_findings: list[dict[str, Any]] | None = None,
                    prompts_dir: Any = None) -> list[Message]:
     files = implicated(failure, code, findings)
-    shown, used = [], 0
+    shown: list[dict[str, str]] = []
+    used = 0
     for f in files:
         content = code[f]
         if used + len(content) > FILES_CHARS and shown:
