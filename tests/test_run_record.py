@@ -52,6 +52,10 @@ def test_a_damaged_or_older_run_json_loads_with_notes(tmp_path: Path) -> None:
     t = parse_record({"totals": {"calls": 4, "wall_seconds": 10.0}})[0].totals
     t2 = t.add_session({"calls": 1, "wall_seconds": 1.0})
     assert (t2.calls, t2.sessions, t2.wall_seconds, t2.session["calls"]) == (5, 2, 11.0, 1)
+    bad, why = parse_record({"files": {"a.py": {"status": 3}, "b.py": {"status": "written"}},
+                             "stages": {"planning": {"calls": "x"}, "coding": {"calls": 2}}})
+    assert bad.files_with("written") == ["b.py"] and list(bad.stages) == ["coding"]
+    assert len(why) == 2 and "'a.py'" in why[0] and "'planning'" in why[1]
     (tmp_path / "run.json").write_text("{not json")
     assert read_record(tmp_path) == (None, ["run.json is not valid JSON and was ignored."])
 

@@ -66,7 +66,7 @@ def collect(item: Any, out: Path, result: dict[str, Any] | None) -> dict[str, An
     record = read_record(out)[0] if out.is_dir() and not out.is_symlink() else None
     m = record.to_dict() if record is not None else {}
     files = record.files if record is not None else {}
-    written = sum(1 for s in files.values() if s.get("status") == "written")
+    written = len(record.files_with("written")) if record is not None else 0
     cost = record.totals.cost_usd if record is not None else None  # every session summed
     evals = eval_results(out)
     scores = {k: _num(v.get("score")) for k, v in evals.items()}

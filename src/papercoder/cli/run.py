@@ -150,7 +150,7 @@ def print_summary(m: Manifest, out: Path, paper: str) -> int:
     """The run's final lines; returns the exit status they stand for."""
     t = m.totals  # the whole run: every session, every call (the static repair's too)
     cost = "unknown" if t.cost_usd is None else f"${t.cost_usd:.4f}"
-    written = sum(1 for s in m.files.values() if s.get("status") == "written")
+    written = len(m.files_with("written"))
     wall = t.wall_seconds or sum(s.get("seconds", 0) for s in m.stages.values())
     toks = t.completion_tokens
     gen = sum(s.get("seconds", 0) for s in m.stages.values())
@@ -174,10 +174,9 @@ def print_summary(m: Manifest, out: Path, paper: str) -> int:
             what += (f"; page(s) {', '.join(str(p) for p in pages)} transcribed by "
                      f"{m.paper['reader'].get('model')}")
         console.print(plain(f"Paper read from {what}."), soft_wrap=True)
-    for f, s in m.files.items():
-        if s.get("status") == "failed":
-            console.print(styled(("not written", "red"), f" {f}: {s.get('error')}"),
-                          soft_wrap=True)
+    for f in m.files_with("failed"):
+        console.print(styled(("not written", "red"), f" {f}: {m.files[f].get('error')}"),
+                      soft_wrap=True)
     if m.status == "planned":
         console.print(plain(f"Edit the plan in {out / 'artifacts'} if you like; then "
                             f"`papercoder run {paper} -o {out}` continues from it."),

@@ -98,6 +98,30 @@ class Totals(Figures):
                                       self.spent_before_this_session})
 
 
+class FileRecord(BaseModel):
+    """What ``files[<path>]`` holds; validates each entry when run.json is read (an entry of
+    the wrong shape is left out with a note). Entries stay plain dicts in :class:`Manifest`
+    so the stages can update them in place."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str = "pending"
+    """pending, written or failed."""
+    error: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    model: str | None = None
+    analysis_error: str | None = None
+
+
+class StageRecord(Figures):
+    """What ``stages[<stage>]`` holds: its figures over every session, its status, and its
+    latest session's own figures."""
+
+    seconds: float | None = None
+    status: str = "pending"
+    session: dict[str, Any] | None = None
+
+
 class Manifest(BaseModel):
     """``run.json``. The README's "Output folder" describes the fields."""
 
@@ -131,6 +155,14 @@ class Manifest(BaseModel):
     updated: float = Field(default_factory=time.time)
     finished: float | None = None
 
+    def files_with(self, status: str) -> list[str]:
+        """The repository files whose status is ``status`` (written, failed, pending)."""
+        return [f for f, s in self.files.items() if s.get("status") == status]
+
+    def unanalyzed(self) -> list[str]:
+        """The files coded without their analysis, which failed."""
+        return [f for f, s in self.files.items() if s.get("analysis_error")]
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -153,6 +185,20 @@ def parse_record(data: Any) -> tuple[Manifest, list[str]]:
                             "it was ignored."]
     data = dict(data)
     notes: list[str] = []
+    for key, entry_model in (("files", FileRecord), ("stages", StageRecord)):
+        entries = data.get(key)
+        if not isinstance(entries, dict):
+            continue
+        kept = {}
+        for name, entry in entries.items():
+            try:
+                entry_model.model_validate(entry)
+                kept[name] = entry
+            except (ValidationError, RecursionError) as e:
+                why = e.errors()[0].get("msg", "invalid") if isinstance(e, ValidationError) \
+                    else "nested too deeply"
+                notes.append(f"run.json: {key} entry {_shown(name)} was ignored ({why}).")
+        data[key] = kept
     for _ in range(100):
         try:
             return Manifest.model_validate(data), notes

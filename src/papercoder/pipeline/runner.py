@@ -271,8 +271,7 @@ class Pipeline:
                     "seconds": round(time.perf_counter() - started, 2)},
                     "partial" if _stage_failures(m, name) else "done")
                 self.save()
-            failed = [f for f, s in m.files.items() if s.get("status") == "failed"]
-            unanalyzed = [f for f, s in m.files.items() if s.get("analysis_error")]
+            failed, unanalyzed = m.files_with("failed"), m.unanalyzed()
             if self.opts.stop_after != "coding":
                 m.status = "planned" if self.opts.stop_after == "planning" else "analyzed"
             elif failed:
@@ -330,9 +329,9 @@ def plain_layout(messages: list[Message]) -> list[Message]:
 def _stage_failures(m: Manifest, stage: str) -> list[str]:
     """The files a finished stage could not produce (its status is then "partial")."""
     if stage == "analysis":
-        return [f for f, s in m.files.items() if s.get("analysis_error")]
+        return m.unanalyzed()
     if stage == "coding":
-        return [f for f, s in m.files.items() if s.get("status") == "failed"]
+        return m.files_with("failed")
     return []
 
 
