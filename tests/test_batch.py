@@ -331,3 +331,23 @@ def test_batch_eval_without_its_input_is_refused_before_any_call(
     text = " ".join(r.output.split())
     assert lacking in text and "p1" in text and "Traceback" not in r.output
     assert not (out / "p1").exists()  # no paper started, so no call was made
+
+
+def test_batch_reader_model_transcribes_with_that_model(tmp_path: Path) -> None:
+    """batch passed the --reader-model model un-awaited (a coroutine) to the pipeline."""
+    from tests.test_ingest_model_reader import TRANSCRIPT, make_pdf
+
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    make_pdf(papers / "p.pdf")
+    writer = tmp_path / "w.json"
+    writer.write_text(json.dumps(ph.script()))
+    reader = tmp_path / "r.json"
+    reader.write_text(json.dumps({"ingest": TRANSCRIPT}))
+    r = CliRunner().invoke(app, ["batch", str(papers), "-m", f"scripted:{writer}", "-o",
+                                 str(tmp_path / "o"), "--pdf-reader", "model",
+                                 "--reader-model", f"scripted:{reader}", "--quiet"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "o" / "p" / "run.json").read_text())
+    assert m["status"] == "done" and m["paper"]["reader"]["model"] == "scripted:r.json"
+    assert m["stages"]["ingest"]["calls"] == 1
