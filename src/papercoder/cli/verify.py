@@ -42,6 +42,9 @@ def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int
 
     ws = Workspace(out)
     m = ws.load_manifest()
+    if m is None and ws.record_notes:
+        raise ConfigError(f"{out / 'run.json'} could not be read (not JSON, a link or too "
+                          "large); rerun `papercoder run` into that folder to write it again.")
     if m is None:
         raise ConfigError(f"{out} has no run.json; give an output folder that "
                               "`papercoder run` wrote.")
