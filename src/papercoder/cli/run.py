@@ -128,14 +128,20 @@ def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
         err_console.print(plain(f"Artifacts so far are in {out}; rerun with a higher "
                                 "--max-cost to continue."), soft_wrap=True)
         raise
+    verify_failed = False
     if stop_after == "coding" and verify is not None and m.status in ("done", "partial"):
         from papercoder.cli.verify import report, run_verify
         from papercoder.outdir.workspace import Workspace
 
-        report(run_verify(out, model=model, base_url=opts.base_url, quiet=opts.quiet,
-                          same_session=True, **verify))  # static checks; smoke with --execute
+        try:
+            report(run_verify(out, model=model, base_url=opts.base_url, quiet=opts.quiet,
+                              same_session=True, **verify))  # static; smoke with --execute
+        except typer.Exit as e:  # the repository did not run: exit 1, after the final line
+            verify_failed = e.exit_code != 0
         m = Workspace(out).load_manifest() or m  # its calls are in the totals now
     code = print_summary(m, out, paper)
+    if verify_failed:
+        raise typer.Exit(1)
     if code:
         raise typer.Exit(code)
 
