@@ -177,7 +177,7 @@ def run_variant(rec: Path, context: str, layout: str) -> tuple[list[dict[str, An
         m = run_pipeline(opts, model=model, store=Store(Path(tmp) / "s.db"))
         if m.status != "done":
             raise SystemExit(f"replay failed: {m.error}")
-    out_tokens = m.totals["completion_tokens"]
+    out_tokens = m.totals.completion_tokens
     return model.history, out_tokens
 
 

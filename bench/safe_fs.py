@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from papercoder.pipeline.lock import out_lock
-from papercoder.pipeline.paths import read_inside, write_inside
+from papercoder.outdir.lock import out_lock
+from papercoder.outdir.paths import read_inside, write_inside
 
 
 def per_call(fn: Callable[[int], object], n: int) -> float:

@@ -51,7 +51,7 @@ def run_variant(url: str, paper: Any, tmp: Path, name: str, **opts: Any) -> dict
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if m.status != "done":
         raise SystemExit(f"replay {name} failed: {m.status} {m.error}")
-    calls = m.totals["calls"]
+    calls = m.totals.calls
     return {"wall": wall, "cpu": cpu, "calls": calls, "manifest": m,
             "stages": {k: v.get("seconds", 0.0) for k, v in m.stages.items()}}
 

@@ -294,3 +294,63 @@ def test_paperbench_end_to_end_through_the_real_evaluate_stage(tmp_path: Path) -
     render_report(report, con)
     text = con.export_text()
     assert "delta" in text and "33.3" in text and "Mean over 1 papers: 33.3%" in text
+
+
+def _eval_batch(tmp_path: Path, mode: str, *, reference: bool, rubric: bool) -> tuple[Any, Path]:
+    from tests import eval_helpers as eh
+
+    papers = tmp_path / "papers"
+    (papers / "p1").mkdir(parents=True)
+    (papers / "p1" / "paper.md").write_text(ph.TINY_PAPER)
+    if reference:
+        eh.write_repo(papers / "p1" / "reference",
+                      {"optim.py": "def gold_update(w):\n    return w\n"})
+    if rubric:
+        (papers / "p1" / "rubric.json").write_text(json.dumps(eh.RUBRIC))
+    _, script = ph.write_fixture(tmp_path)
+    judge = tmp_path / "judge.json"
+    judge.write_text(json.dumps({"eval": eh.score_answer(4)}))
+    r = CliRunner().invoke(app, ["batch", str(papers), "-m", f"scripted:{script}", "-o",
+                                 str(tmp_path / "o"), "--eval", mode, "--judge",
+                                 f"scripted:{judge}", "--quiet"])
+    return r, tmp_path / "o"
+
+
+def test_batch_eval_reference_based_grades_with_the_reference(tmp_path: Path) -> None:
+    """batch built EvalOptions from a dict that dropped mode=: it graded reference-free."""
+    r, out = _eval_batch(tmp_path, "reference-based", reference=True, rubric=False)
+    assert r.exit_code == 0, r.output
+    (summary,) = (out / "p1" / "eval").glob("*/summary.json")
+    s = json.loads(summary.read_text())
+    assert s["mode"] == "reference-based" and s["gold_files_shown"] == ["optim.py"]
+
+
+@pytest.mark.parametrize("mode, lacking", [("reference-based", "reference/"),
+                                           ("rubric", "rubric.json")])
+def test_batch_eval_without_its_input_is_refused_before_any_call(
+        tmp_path: Path, mode: str, lacking: str) -> None:
+    r, out = _eval_batch(tmp_path, mode, reference=False, rubric=False)
+    assert r.exit_code == 2, r.output
+    text = " ".join(r.output.split())
+    assert lacking in text and "p1" in text and "Traceback" not in r.output
+    assert not (out / "p1").exists()  # no paper started, so no call was made
+
+
+def test_batch_reader_model_transcribes_with_that_model(tmp_path: Path) -> None:
+    """batch passed the --reader-model model un-awaited (a coroutine) to the pipeline."""
+    from tests.test_ingest_model_reader import TRANSCRIPT, make_pdf
+
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    make_pdf(papers / "p.pdf")
+    writer = tmp_path / "w.json"
+    writer.write_text(json.dumps(ph.script()))
+    reader = tmp_path / "r.json"
+    reader.write_text(json.dumps({"ingest": TRANSCRIPT}))
+    r = CliRunner().invoke(app, ["batch", str(papers), "-m", f"scripted:{writer}", "-o",
+                                 str(tmp_path / "o"), "--pdf-reader", "model",
+                                 "--reader-model", f"scripted:{reader}", "--quiet"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "o" / "p" / "run.json").read_text())
+    assert m["status"] == "done" and m["paper"]["reader"]["model"] == "scripted:r.json"
+    assert m["stages"]["ingest"]["calls"] == 1

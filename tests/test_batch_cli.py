@@ -11,7 +11,7 @@ import pytest
 
 from papercoder import cli
 from papercoder.batch import runner
-from papercoder.batch.cli import optional_ray_value
+from papercoder.cli.batch import optional_ray_value
 from tests import pipeline_helpers as ph
 
 

@@ -229,7 +229,7 @@ def test_runs_tell_a_dead_run_and_its_output_folder(
     from tests.cli_proc import env
 
     model = "local:/root/.cache/papercoder/models/SmolLM2-1.7B-Instruct-Q4_1.gguf"
-    code = ("from papercoder.cli import db_path\nfrom papercoder.store import Store\n"
+    code = ("from papercoder.cli.common import db_path\nfrom papercoder.store import Store\n"
             f"Store(db_path()).create_run('eval', model={model!r}, "
             f"out_dir={str(tmp_path / 'evals' / 'judge-one')!r})\n")
     subprocess.run([sys.executable, "-c", code], env=env(), check=True, timeout=120)

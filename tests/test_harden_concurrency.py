@@ -21,7 +21,7 @@ import pytest
 from papercoder.errors import Interrupted, OutputBusyError
 from papercoder.llm import Caller
 from papercoder.models.scripted import ScriptedModel
-from papercoder.pipeline.lock import LOCK_NAME, holder, out_lock
+from papercoder.outdir.lock import LOCK_NAME, holder, out_lock
 from papercoder.store import Store
 from tests import pipeline_helpers as ph
 from tests.cli_proc import LONG, Cli, env
@@ -188,7 +188,7 @@ def test_second_run_on_the_same_out_is_refused_naming_the_first(tmp_path: Path,
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from papercoder.pipeline.lock import out_lock
+from papercoder.outdir.lock import out_lock
 with out_lock(Path(sys.argv[1]), "holder-for-test"):
     print("locked", flush=True)
     time.sleep(600)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 
 from papercoder.cli import app
 from papercoder.errors import LinkInOutputError, OutputFolderError, UnsafePathError
-from papercoder.pipeline.paths import (
+from papercoder.outdir.paths import (
     clean_path,
     mkdir_inside,
     open_inside,

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from papercoder.crosscheck import unresolved_imports
 from papercoder.errors import FormatError, ModelError, ModelOutputError, UnsafePathError
 from papercoder.llm import Caller, looks_like_refusal
 from papercoder.models.base import Completion
@@ -20,18 +21,16 @@ from papercoder.models.openai_api import OpenAIModel
 from papercoder.models.retry import backoff, retry_after
 from papercoder.models.scripted import ScriptedModel
 from papercoder.models.structured import MAX_JSON_DEPTH, TooDeep, extract_json, loads_bounded
+from papercoder.outdir.paths import check_file_list, clean_path, resolve_inside
+from papercoder.outdir.workspace import artifact_file, artifact_name
 from papercoder.pipeline.answers import (
-    MAX_INDENT_DEPTH,
     accepted_tags,
     check_python,
     extract_code,
     extract_yaml,
-    parse_python,
 )
-from papercoder.pipeline.crosscheck import unresolved_imports
 from papercoder.pipeline.interfaces import public_interface
-from papercoder.pipeline.paths import check_file_list, clean_path, resolve_inside
-from papercoder.pipeline.workspace import artifact_name
+from papercoder.pyparse import MAX_INDENT_DEPTH, parse_python
 from papercoder.store import Store
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.server import Reply
@@ -168,6 +167,7 @@ def test_checked_file_lists_have_no_clashes_and_distinct_artifacts(paths: list[s
 def test_artifact_names_are_one_to_one(a: str, b: str) -> None:
     if a != b:
         assert artifact_name(a) != artifact_name(b)
+    assert artifact_file(artifact_name(a)) == a
 
 
 @pytest.mark.parametrize("files, words", [

@@ -131,7 +131,7 @@ def test_a_run_that_wrote_nothing_is_failed_red_and_exits_1(
     out = tmp_path / "out"
     screen = io.StringIO()
     monkeypatch.delenv("NO_COLOR", raising=False)  # conftest turns colour off elsewhere
-    monkeypatch.setattr("papercoder.pipeline.cli.console",
+    monkeypatch.setattr("papercoder.cli.run.console",
                         Console(file=screen, force_terminal=True, width=200,
                                 color_system="standard"))
     r = runner.invoke(app, ["run", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q"])

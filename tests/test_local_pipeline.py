@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from papercoder.errors import ModelOutputError
+from papercoder.outdir.workspace import artifact_name
 from papercoder.pipeline import RunOptions, run_pipeline
 from papercoder.pipeline.progress import Progress
 from papercoder.pipeline.schemas import Architecture, LogicDesign
-from papercoder.pipeline.workspace import artifact_name
 from papercoder.store import Store
 from tests import pipeline_helpers as ph
 

@@ -208,15 +208,21 @@ def test_rerun_pays_nothing_and_plan_then_run_continues(tmp_path: Path) -> None:
     assert code == 0, output
     m = json.loads((out / "run.json").read_text())
     assert m["files"]["main.py"]["depends_on"] == ["model.py"]
-    assert m["stages"]["planning"]["calls"] == 0  # reused from disk
+    assert m["stages"]["planning"]["session"]["calls"] == 0  # reused from disk
+    assert m["stages"]["planning"]["calls"] == 4  # what planning took in the plan session
     code, output = run_cli("run", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q")
     m2 = json.loads((out / "run.json").read_text())
-    assert m2["totals"]["calls"] == 0 and m2["status"] == "done"
+    assert m2["totals"]["session"]["calls"] == 0 and m2["status"] == "done"
+    # a rerun from disk keeps what the run cost and took (issue 19: it wiped the totals)
+    assert m2["totals"]["calls"] == m["totals"]["calls"] > 0 and m2["totals"]["sessions"] == 3
+    assert m2["totals"]["wall_seconds"] >= m["totals"]["wall_seconds"]
+    assert m2["stages"]["planning"]["calls"] == 4 and m2["stages"]["coding"]["calls"] > 0
     # --from analysis redoes analysis and coding, all from the cache
     code, output = run_cli("run", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q",
                            "--from", "analysis")
     m3 = json.loads((out / "run.json").read_text())
-    assert m3["totals"]["calls"] == m3["totals"]["cache_hits"] == 8
+    assert m3["totals"]["session"]["calls"] == m3["totals"]["session"]["cache_hits"] == 8
+    assert m3["totals"]["calls"] == m2["totals"]["calls"] + 8
 
 
 def test_small_context_window_reduces_and_says_so(tmp_path: Path) -> None:
@@ -291,7 +297,7 @@ def test_reference_list_is_left_out_of_prompts_unless_asked(tmp_path: Path) -> N
     ("arxiv:1706.03762", "arxiv_1706.03762"), ("https://arxiv.org/abs/1706.03762", "1706.03762"),
     ("papers/x/paper.pdf", "paper"), ("a b.tex", "a_b"), ("src.tar.gz", "src")])
 def test_default_output_folder_name_is_safe(paper: str, name: str) -> None:
-    from papercoder.pipeline.cli import default_out_name
+    from papercoder.cli.run import default_out_name
 
     assert default_out_name(paper) == name
 
@@ -307,7 +313,7 @@ def test_imports_of_names_a_dependency_never_defined_are_reported(tmp_path: Path
 
 
 def test_crosscheck_sees_names_bound_under_module_level_blocks() -> None:
-    from papercoder.pipeline.crosscheck import unresolved_imports
+    from papercoder.crosscheck import unresolved_imports
 
     code = {"a.py": "try:\n    import numpy as np\nexcept ImportError:\n    np = None\n"
                     "if True:\n    def f():\n        pass\n",

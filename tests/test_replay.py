@@ -44,7 +44,7 @@ def test_recorded_run_writes_the_seven_file_repository(shared: Path, tmp_path: P
     assert "sequenceDiagram" in (arts / "sequence_diagram.mmd").read_text()
     assert len(list((arts / "analysis").glob("*.md"))) == 7
     # 4 planning + 7 analyses + 7 files, each answered once
-    assert m.totals["calls"] == 18
+    assert m.totals.calls == 18
     stages = [h["meta"]["stage"] for h in model.history]
     assert stages.count("coding") == 7 and stages.count("analysis") == 7
 

@@ -159,7 +159,9 @@ def test_hostile_run_json_and_planted_links(tmp_path: Path) -> None:
     assert "logic.json is not valid JSON" in html
     assert len(SCRIPT_RE.sub("", html)) < 1_000_000  # the 3 MB strings are clipped
     assert "more characters not shown" in html
-    assert "Bad ? title[31m" in html and "\x1b" not in html and "\x00" not in html
+    # shown inert, as on the terminal (textsafe.safe): escapes and surrogates made visible
+    assert "Bad \\ud800 title\\x00\\x1b[31m" in html
+    assert "\x1b" not in html and "\x00" not in html
     assert "level 259" in html and "level 258" not in html  # the tree is cut at depth 40
 
 
@@ -340,3 +342,27 @@ def test_report_open_without_a_browser_says_so(fixture_out: Path, tmp_path: Path
     said = " ".join(r.stderr.split())
     assert "No web browser could be started here" in said, r.stderr
     assert (fixture_out / "report.html").resolve().as_uri() in said
+
+
+def test_nested_file_analysis_shown_once_each(tmp_path: Path) -> None:
+    """Artifacts are named by outdir.artifact_name (pkg/util.py -> pkg%2Futil.py); the report
+    used its own `__` name, so pkg/util.py showed no analysis and pkg__util.py's twice."""
+    from papercoder.outdir.workspace import artifact_name
+
+    out = tmp_path / "out"
+    files = ["pkg/util.py", "pkg__util.py"]
+    (out / "artifacts" / "analysis").mkdir(parents=True)
+    for i, f in enumerate(files):
+        (out / "artifacts" / "analysis" / f"{artifact_name(f)}.md").write_text(
+            f"ANALYSIS-MARK-{i} of {f}\n")
+        (out / "repo" / f).parent.mkdir(parents=True, exist_ok=True)
+        (out / "repo" / f).write_text(f"CODE_MARK_{i} = {i}\n")
+    (out / "run.json").write_text(json.dumps({
+        "status": "done", "order": files,
+        "files": {f: {"status": "written"} for f in files}}))
+    r = CliRunner().invoke(app, ["report", str(out)])
+    assert r.exit_code == 0, r.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    for i in range(len(files)):
+        assert html.count(f"ANALYSIS-MARK-{i}") == 1
+        assert html.count(f"CODE_MARK_{i}") >= 1

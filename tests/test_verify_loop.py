@@ -211,7 +211,7 @@ def test_the_rounds_are_bounded(tmp_path: Path) -> None:
     v = run(out, model, Store(tmp_path / "s.db"), debug_rounds=0)
     assert v["rounds"] == [] and model.history == []
     assert v["smoke"]["stopped"] == "--debug-rounds 0 allows no repair"
-    from papercoder.verify.cli import summary
+    from papercoder.cli.verify import summary
 
     line, ok = summary(v)  # no "(the 0 debug rounds are used up) · 1 debug round(s)"
     assert not ok and "(--debug-rounds 0 allows no repair) · 0 debug round(s) so far" in line

@@ -163,7 +163,7 @@ def test_edits_that_break_the_syntax_are_refused(tmp_path: Path) -> None:
 
 
 def test_write_paths_stay_inside(tmp_path: Path) -> None:
-    from papercoder.pipeline.paths import write_inside
+    from papercoder.outdir.paths import write_inside
 
     with pytest.raises(UnsafePathError):
         write_inside(tmp_path, "../x.py", "x")
@@ -246,3 +246,17 @@ def test_the_planning_prompts_ask_for_reproduce_sh_and_a_smoke_mode() -> None:
     assert "reproduce.sh" in arch and "--smoke" in arch and "results/metrics.json" in arch
     logic = render("logic", architecture="A", files=["main.py"])
     assert '"smoke_commands"' in logic and '"outputs"' in logic
+
+
+def test_verify_output_shows_bidi_overrides_and_escapes_inert(tmp_path: Path) -> None:
+    """verify had its own sanitiser, which let bidi overrides through to the terminal."""
+    from typer.testing import CliRunner
+
+    from papercoder.cli import app
+
+    smoke = [{"command": "python main.py --smoke # \u202eevil\u2066 \x1b]0;t\x07", "outputs": []}]
+    out = make_out(tmp_path, good_repo(), smoke=smoke)
+    r = CliRunner().invoke(app, ["verify", str(out), "--execute", "--no-install",
+                                 "--debug-rounds", "0"])
+    assert "Traceback" not in r.output and "\\u202eevil\\u2066" in r.output
+    assert not any(c in r.output for c in "\u202e\u2066\x1b\x07")

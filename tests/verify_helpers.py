@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from papercoder.models.scripted import ScriptedModel
-from papercoder.pipeline.workspace import Manifest, Workspace
+from papercoder.outdir.record import Manifest
+from papercoder.outdir.workspace import Workspace
 from papercoder.store import Store
 from papercoder.verify import Limits, VerifyOptions, verify_output
 

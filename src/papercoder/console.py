@@ -9,42 +9,17 @@ printed as a rich ``Text`` (or with ``markup=False``), so ``[bold]``, ``[/]`` or
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
+from papercoder.textsafe import safe
+
+__all__ = ["console", "err_console", "plain", "safe", "styled"]
+
 console = Console(highlight=False, emoji=False)
 err_console = Console(stderr=True, highlight=False, emoji=False)
-
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
-    "\ud800-\udfff]"
-)
-
-
-def _escape(ch: str) -> str:
-    n = ord(ch)
-    if n < 0x100:
-        return f"\\x{n:02x}"
-    return f"\\u{n:04x}"
-
-
-def safe(text: Any, *, newlines: bool = True) -> str:
-    """``text`` made inert for a terminal: C0/C1 control characters (so every ANSI, OSC or
-    DCS escape sequence), DEL, bidirectional overrides, line separators and lone surrogates
-    are shown as ``\\xNN``/``\\uNNNN``; newlines and tabs are kept (newlines only when
-    ``newlines``, else shown as ``\\n`` too). Never raises."""
-    if not isinstance(text, str):
-        try:
-            text = str(text)
-        except Exception:  # noqa: BLE001 - a hostile __str__
-            text = repr(type(text))
-    out = _UNSAFE.sub(lambda m: _escape(m.group()), text)
-    if not newlines:
-        out = out.replace("\n", "\\n").replace("\t", "\\t")
-    return out
 
 
 def plain(text: Any, style: str = "", *, newlines: bool = True) -> Text:

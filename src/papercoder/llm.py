@@ -114,6 +114,15 @@ class Totals:
     unpriced_calls: int = 0
     seconds: float = 0.0
 
+    def figures(self) -> dict[str, Any]:
+        """These totals as run.json's figures (``outdir.record.Figures``)."""
+        u = self.usage
+        return {"calls": self.calls, "cache_hits": self.cache_hits,
+                "prompt_tokens": u.prompt_tokens, "cached_prompt_tokens": u.cached_prompt_tokens,
+                "cache_write_tokens": u.cache_write_tokens,
+                "completion_tokens": u.completion_tokens,
+                "cost_usd": None if self.unpriced_calls else round(self.cost, 6)}
+
 
 def _estimate(messages: Sequence[Message]) -> int:
     """Estimated input tokens: the text, plus :data:`IMAGE_TOKENS` per image."""
@@ -219,8 +228,8 @@ class Caller:
                               "(e.g. --reader-model openai/gpt-4.1).")
         params = {"schema": schema_fingerprint(schema), "temperature": temperature,
                   "max_tokens": max_tokens}
-        ident = self.model.name + (f"@{self.model.endpoint}" if getattr(
-            self.model, "endpoint", None) else "")
+        endpoint = getattr(self.model, "endpoint", None)
+        ident = self.model.name + (f"@{endpoint}" if endpoint else "")
         # Images are hashed (SHA-256 and size stand for their bytes) and logged that way.
         logged = loggable(messages)
         key = cache_key(ident, logged, **params)

@@ -16,7 +16,8 @@ from papercoder.errors import ConfigError
 PAPER_SUFFIXES = (".pdf", ".md", ".markdown", ".tex", ".txt", ".json", ".tar.gz", ".tgz")
 BENCH_NAMES = ("paper.md", "paper.pdf", "paper.tex")
 """A PaperBench-style folder holds one of these (the first found is read), and optionally
-``rubric.json`` and ``addendum.md``."""
+``rubric.json``, ``addendum.md`` and a ``reference/`` folder (the authors' code, for
+``--eval reference-based``)."""
 _ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}(?:v\d+)?|[a-z-]+(?:\.[A-Z]{2})?/\d{7})$",
                        re.I)
 _SKIP_DIRS = {"__pycache__", ".git"}
@@ -29,11 +30,14 @@ class PaperItem:
     """A path or an arXiv reference, as ``papercoder run`` takes it."""
     rubric: Path | None = None
     addendum: Path | None = None
+    reference: Path | None = None
+    """A reference repository (the folder's ``reference/``) for reference-based grading."""
 
     def to_dict(self) -> dict[str, str | None]:
         return {"slug": self.slug, "source": self.source,
                 "rubric": str(self.rubric) if self.rubric else None,
-                "addendum": str(self.addendum) if self.addendum else None}
+                "addendum": str(self.addendum) if self.addendum else None,
+                "reference": str(self.reference) if self.reference else None}
 
 
 def slugify(text: str) -> str:
@@ -54,7 +58,7 @@ def _unique(items: list[PaperItem]) -> list[PaperItem]:
         if n:
             slug = f"{slug}-{n + 1}"
             seen[slug.lower()] = 1
-        out.append(PaperItem(slug, it.source, it.rubric, it.addendum))
+        out.append(PaperItem(slug, it.source, it.rubric, it.addendum, it.reference))
     return out
 
 
@@ -63,9 +67,12 @@ def _bench_folder(d: Path) -> PaperItem | None:
         if (d / name).is_file() and not (d / name).is_symlink():
             rubric = d / "rubric.json"
             addendum = d / "addendum.md"
+            reference = d / "reference"
             return PaperItem(slugify(d.name), str(d / name),
                              rubric if rubric.is_file() else None,
-                             addendum if addendum.is_file() else None)
+                             addendum if addendum.is_file() else None,
+                             reference if reference.is_dir() and not reference.is_symlink()
+                             else None)
     return None
 
 

@@ -22,7 +22,7 @@ from papercoder.batch.inputs import PaperItem, from_folder
 from papercoder.batch.runner import BatchOptions, Emit, run_batch
 from papercoder.batch.summary import plain, write_summary
 from papercoder.errors import ConfigError
-from papercoder.pipeline.paths import write_inside
+from papercoder.outdir.paths import write_inside
 
 _SEED = re.compile(r"^(.*)/seed-(\d+)$")
 
@@ -95,8 +95,8 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "mean": mean(means), "stderr": stderr(means), "n_papers": len(means),
         "per_seed": per_seed, "mean_over_seeds": mean(seed_means),
         "stderr_over_seeds": stderr(seed_means),
-        "gen_cost_per_paper": None if any(c is None for c in gen) else mean(gen),  # type: ignore[arg-type]
-        "grade_cost_per_paper": None if any(c is None for c in grade) else mean(grade),  # type: ignore[arg-type]
+        "gen_cost_per_paper": None if any(c is None for c in gen) else mean(gen),
+        "grade_cost_per_paper": None if any(c is None for c in grade) else mean(grade),
         "unscored_runs": sum(p["unscored"] for p in papers.values()),
     }
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -109,14 +109,16 @@ class ProgressActor:
 
 
 def _paper_task(item: dict[str, Any], opts: dict[str, Any], limiter: Any,
-                progress: Any) -> dict[str, Any]:
-    """Runs on a Ray worker: one paper, start to finish."""
-    from papercoder.batch.runner import BatchOptions, run_paper
-
+                progress: Any, run_paper: Callable[..., Coroutine[Any, Any, dict[str, Any]]],
+                options_type: Callable[..., Any]) -> dict[str, Any]:
+    """Runs on a Ray worker: one paper, start to finish. ``run_paper`` and ``options_type``
+    come from the caller (batch.runner), pickled by reference, so this module never imports
+    the runner back."""
     pi = PaperItem(item["slug"], item["source"],
                    Path(item["rubric"]) if item.get("rubric") else None,
-                   Path(item["addendum"]) if item.get("addendum") else None)
-    bo = BatchOptions(**{**opts, "out": Path(opts["out"])})
+                   Path(item["addendum"]) if item.get("addendum") else None,
+                   Path(item["reference"]) if item.get("reference") else None)
+    bo = options_type(**{**opts, "out": Path(opts["out"])})
 
     def emit(slug: str, ev: dict[str, Any]) -> None:
         progress.push.remote(slug, ev)
@@ -165,6 +167,7 @@ def connect(address: str | None) -> Any:
 
 
 async def run_on_ray(items: list[PaperItem], opts: Any, emit: Callable[[str, dict], None], *,
+                     run_paper: Callable[..., Coroutine[Any, Any, dict[str, Any]]],
                      address: str | None = None,
                      on_result: Callable[[dict[str, Any]], None] | None = None) \
         -> list[dict[str, Any]]:
@@ -190,7 +193,8 @@ async def run_on_ray(items: list[PaperItem], opts: Any, emit: Callable[[str, dic
         while queue or pending:
             while queue and len(pending) < cap:
                 it = queue.pop(0)
-                pending[task.remote(it.to_dict(), opts_dict, limiter, progress)] = it
+                pending[task.remote(it.to_dict(), opts_dict, limiter, progress, run_paper,
+                                     type(opts))] = it
             ready, _ = await asyncio.to_thread(ray.wait, list(pending), num_returns=1,
                                                timeout=0.3)
             drain()

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
 from papercoder.batch import stages
 from papercoder.batch.inputs import PaperItem
 from papercoder.batch.limiter import Limits, RateLimitedModel, RateLimiter, SharedLimiter
@@ -85,11 +87,11 @@ class PaperProgress(Progress):
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def say(self, message: str) -> None:
-        self.messages.append(message)  # warnings are in run.json; the board stays one line
+    def say(self, message: str | Text) -> None:
+        self.messages.append(str(message))  # warnings are in run.json; the board stays one line
 
-    def stage(self, name: str, total: int, done: int = 0) -> None:
-        self._total, self._done = total, done
+    def stage(self, name: str, total: int | None, done: int = 0) -> None:
+        self._total, self._done = total or 0, done
         self.emit(self.slug, {"stage": name, "total": total, "done": done, "current": ""})
 
     def working(self, item: str) -> None:
@@ -168,9 +170,10 @@ async def run_paper(item: PaperItem, opts: BatchOptions, limiter: SharedLimiter,
                               base_url=opts.base_url, concurrency=opts.concurrency,
                               max_cost=opts.max_cost, quiet=True, timeout=opts.timeout,
                               context=opts.context, pdf_reader=opts.pdf_reader,
-                              reader_model=opts.reader_model)  # type: ignore[arg-type]
+                              reader_model=opts.reader_model)
         reader = None if not opts.reader_model or opts.pdf_reader == "default" or pdf is None \
-            else _model(opts.reader_model, opts.base_url, opts.timeout, limiter, _limits(opts))
+            else await _model(opts.reader_model, opts.base_url, opts.timeout, limiter,
+                              _limits(opts))
         manifest = await run_pipeline_async(run_opts, model=model, store=store, paper=paper,
                                             progress=PaperProgress(item.slug, emit), pdf=pdf,
                                             reader=reader)
@@ -180,14 +183,15 @@ async def run_paper(item: PaperItem, opts: BatchOptions, limiter: SharedLimiter,
         # run and debug loop only with --execute
         emit(item.slug, {"stage": "verify", "current": ""})
         await stages.verify(out, model=model, store=store, execute=opts.execute,
-                            **{"quiet": True, **opts.verify_options})
+                            **{"quiet": True, "same_session": True, **opts.verify_options})
         if opts.eval_mode:
             emit(item.slug, {"stage": f"eval {opts.eval_mode}", "current": ""})
             judge = await _model(opts.judge or opts.model, opts.judge_base_url or (
                 None if opts.judge else opts.base_url), opts.timeout, limiter, None)
             await stages.evaluate(out, paper=paper, judge=judge, store=store,
                                   mode=opts.eval_mode, rubric=item.rubric,
-                                  addendum=item.addendum, **opts.eval_options)
+                                  addendum=item.addendum, ref=item.reference,
+                                  **opts.eval_options)
     except BudgetExceeded as e:
         result.update(status="stopped", error=str(e))
     except PapercoderError as e:
@@ -256,7 +260,8 @@ async def run_batch(items: list[PaperItem], opts: BatchOptions, *, emit: Emit | 
     if use_ray:
         from papercoder.batch.ray_backend import run_on_ray
 
-        results = await run_on_ray(items, opts, emit, address=ray_address, on_result=on_result)
+        results = await run_on_ray(items, opts, emit, run_paper=run_paper, address=ray_address,
+                                   on_result=on_result)
     else:
         results = await run_local(items, opts, emit, limiter, on_result=on_result)
     write_summary(opts.out, results, opts)

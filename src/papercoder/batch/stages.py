@@ -29,15 +29,35 @@ async def verify(out: Path, *, model: Any, store: Any, execute: bool = True,
     return await verify_output(out, model=model, store=store, options=opts)
 
 
+def missing_for_mode(mode: str | None, rubric: Path | None, ref: Path | None) -> str | None:
+    """What a paper lacks for the evaluation ``mode`` (None: nothing)."""
+    if mode == "rubric" and rubric is None:
+        return "rubric.json"
+    if mode == "reference-based" and ref is None:
+        return "a reference/ folder"
+    return None
+
+
 async def evaluate(target: Path, *, paper: Any, judge: Any, store: Any, mode: str,
                    rubric: Path | None = None, addendum: Path | None = None,
-                   **options: Any) -> dict[str, Any]:
-    """Grade ``target`` (an output folder) with ``judge``; returns the eval summary."""
-    wanted = {"mode": mode, "rubric": rubric, "addendum": addendum, "yes": True,
-              "assume_yes": True, **options}
+                   ref: Path | None = None, **options: Any) -> dict[str, Any]:
+    """Grade ``target`` (an output folder) with ``judge`` in ``mode``; returns the eval
+    summary. The mode is what the options select (a rubric, a reference, or neither), so
+    only the inputs of the mode asked for are passed, and a missing one is refused."""
+    from papercoder.errors import ConfigError
     from papercoder.evaluate import EvalOptions, evaluate_target  # not at start-up
 
+    lacking = missing_for_mode(mode, rubric, ref)
+    if lacking:
+        raise ConfigError(f"--eval {mode} needs {lacking} in the paper's folder; add it or "
+                          "choose another --eval mode.")
+    wanted = {"rubric": rubric if mode == "rubric" else None,
+              "addendum": addendum if mode == "rubric" else None,
+              "ref": ref if mode == "reference-based" else None, **options}
     opts = _options(EvalOptions, wanted)
+    if opts.mode != mode:
+        raise ConfigError(f"--eval {mode} is not an evaluation mode batch can run; use "
+                          "reference-free, reference-based or rubric.")
     return await evaluate_target(target, paper=paper, judge=judge, store=store, options=opts)
 
 

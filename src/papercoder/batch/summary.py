@@ -17,33 +17,19 @@ import csv
 import io
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
-from papercoder.pipeline.paths import write_inside
+from papercoder.outdir.paths import write_inside
+from papercoder.outdir.record import read_record
+from papercoder.textsafe import safe as plain
 
 MAX_JSON = 20 * 1024 * 1024
 CSV_FIELDS = ("slug", "status", "files_written", "files_total", "cost_usd", "eval_cost_usd",
               "seconds", "ran", "scores", "error", "source", "out")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def plain(text: object) -> str:
-    """Text safe to show: control characters and bidi overrides removed, lone surrogates
-    replaced (the console's own ``safe`` when this installation has it)."""
-    s = str(text)
-    try:
-        from papercoder.console import safe  # type: ignore[attr-defined]
-    except ImportError:
-        s = s.encode("utf-8", "replace").decode("utf-8")
-        return _CONTROL.sub("?", s.replace("\n", " ").replace("\t", " "))
-    return str(safe(s))
-
-
 def read_json(path: Path) -> Any:
     """A JSON file from an output folder, or None when absent, a link, huge or not JSON."""
     try:
@@ -77,15 +63,11 @@ def collect(item: Any, out: Path, result: dict[str, Any] | None) -> dict[str, An
     """One summary row for ``item``, from its folder and this session's ``result``."""
     from papercoder.batch.stages import smoke_ran
 
-    m = read_json(out / "run.json")
-    m = m if isinstance(m, dict) else {}
-    files = m.get("files") if isinstance(m.get("files"), dict) else {}
-    written = sum(1 for s in files.values() if isinstance(s, dict) and s.get("status") ==
-                  "written")
-    totals = m.get("totals") if isinstance(m.get("totals"), dict) else {}
-    cost = _num(totals.get("cost_usd"))
-    if cost is not None:
-        cost += _num(totals.get("spent_before_this_session")) or 0.0
+    record = read_record(out)[0] if out.is_dir() and not out.is_symlink() else None
+    m = record.to_dict() if record is not None else {}
+    files = record.files if record is not None else {}
+    written = len(record.files_with("written")) if record is not None else 0
+    cost = record.totals.cost_usd if record is not None else None  # every session summed
     evals = eval_results(out)
     scores = {k: _num(v.get("score")) for k, v in evals.items()}
     eval_costs = [_num(v.get("cost_usd")) for v in evals.values()]

@@ -43,8 +43,8 @@ from papercoder.evaluate.target import (
 )
 from papercoder.llm import Caller
 from papercoder.models.base import Message, Model
+from papercoder.outdir.paths import write_inside
 from papercoder.paper.model import DROPPABLE, Paper
-from papercoder.pipeline.paths import write_inside
 from papercoder.prompts import render
 from papercoder.store import Store
 from papercoder.tokens import estimate_messages, estimate_tokens

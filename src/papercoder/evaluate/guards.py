@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from papercoder.evaluate.files import RepoFile
-from papercoder.pipeline.answers import parse_python
+from papercoder.pyparse import parse_python
 
 _TODO = re.compile(r"\b(todo|fixme|implement (me|this)|not implemented)\b", re.I)
 MAX_SCRIPT_STATEMENTS = 3

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -10,7 +9,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from papercoder.errors import ConfigError, PapercoderError
-from papercoder.pipeline.paths import open_fd_inside, read_inside
+from papercoder.outdir.paths import open_fd_inside
+from papercoder.outdir.record import read_record
 
 MAX_LOG_BYTES = 200 * 1024
 """A reproduction log longer than this is shown as its head and tail."""
@@ -45,12 +45,10 @@ def resolve_target(path: Path) -> Target:
 def read_verify(out: Path) -> dict[str, Any] | None:
     """run.json's "verify" dict, or None (absent, a link, unreadable or not a mapping)."""
     try:
-        raw = read_inside(out, "run.json")
-        data = json.loads(raw) if raw is not None else None
-    except (PapercoderError, OSError, ValueError, RecursionError):
+        record, _ = read_record(out)
+    except OSError:
         return None
-    v = data.get("verify") if isinstance(data, dict) else None
-    return v if isinstance(v, dict) and v else None
+    return record.verify if record is not None and record.verify else None
 
 
 def head_tail(text: str, limit: int = MAX_LOG_BYTES) -> tuple[str, str | None]:

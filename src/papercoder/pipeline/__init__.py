@@ -12,20 +12,22 @@ import signal
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
+from typing import Any
 
 from papercoder.config import default_db_path
 from papercoder.console import styled
 from papercoder.errors import ConfigError, Interrupted
 from papercoder.models import Model, default_model_name, get_model
+from papercoder.outdir.lock import out_lock
+from papercoder.outdir.record import Manifest
+from papercoder.outdir.workspace import Workspace
 from papercoder.paper import Paper, load_paper, load_paper_and_pdf
-from papercoder.pipeline.lock import out_lock
 from papercoder.pipeline.options import RunOptions
 from papercoder.pipeline.progress import Progress
 from papercoder.pipeline.runner import Pipeline
-from papercoder.pipeline.workspace import Manifest, Workspace
 from papercoder.store import Store
 
-__all__ = ["RunOptions", "Manifest", "run_pipeline", "run_pipeline_async"]
+__all__ = ["RunOptions", "run_pipeline", "run_pipeline_async"]
 
 
 _LOG_OWNER: ContextVar[object] = ContextVar("papercoder_log_owner", default=None)
@@ -102,7 +104,7 @@ async def _run_locked(opts: RunOptions, model: Model, store: Store, paper: Paper
     run_id = store.create_run(
         opts.stop_after == "coding" and "run" or "plan", paper=str(opts.paper), model=model.name,
         out_dir=str(ws.out.resolve()), settings=settings,
-        run_id=previous.run_id if previous else None)
+        run_id=previous.run_id or None if previous else None)
     if previous is not None and opts.from_stage is None:
         others = sorted(authors(previous) - {model.name})
         if others:
@@ -113,6 +115,8 @@ async def _run_locked(opts: RunOptions, model: Model, store: Store, paper: Paper
                 "stages), or choose another output folder with -o."
             )
     manifest = previous or Manifest(run_id=run_id)
+    manifest.run_id = run_id
+    manifest.warnings.extend(n for n in ws.record_notes if n not in manifest.warnings)
     manifest.model = model.name
     manifest.settings = settings
     manifest.status = "running"
@@ -214,7 +218,7 @@ class _GracefulStop:
 
 _ACTIVE: dict[asyncio.AbstractEventLoop, list[_GracefulStop]] = {}
 """The runs handling Ctrl-C, per event loop."""
-_PREVIOUS: dict[asyncio.AbstractEventLoop, object] = {}
+_PREVIOUS: dict[asyncio.AbstractEventLoop, Any] = {}
 
 
 def _on_sigint(loop: asyncio.AbstractEventLoop) -> None:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from papercoder.errors import FormatError, ModelOutputError, PapercoderError
 from papercoder.models.base import Completion
+from papercoder.outdir.workspace import artifact_name
 from papercoder.pipeline.context import clip
 from papercoder.pipeline.refine import verify_and_refine
-from papercoder.pipeline.workspace import artifact_name
 from papercoder.requirements.stage import for_file
 
 if TYPE_CHECKING:

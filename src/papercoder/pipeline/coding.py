@@ -15,15 +15,15 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from papercoder.crosscheck import unresolved_imports
 from papercoder.errors import ModelOutputError
 from papercoder.models.base import Completion, Message
+from papercoder.outdir.workspace import artifact_name
 from papercoder.pipeline.answers import extract_code
 from papercoder.pipeline.context import clip
-from papercoder.pipeline.crosscheck import unresolved_imports
 from papercoder.pipeline.filecheck import check_file
 from papercoder.pipeline.interfaces import public_interface
 from papercoder.pipeline.order import entry_point
-from papercoder.pipeline.workspace import artifact_name
 from papercoder.requirements.stage import for_file
 from papercoder.tokens import estimate_tokens
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from papercoder.pipeline.answers import parse_python
+from papercoder.pyparse import parse_python
 
 
 def _sig(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:

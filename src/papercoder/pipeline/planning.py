@@ -17,6 +17,7 @@ from papercoder import yamlsafe
 from papercoder.errors import FormatError, ModelOutputError, PapercoderError
 from papercoder.models.base import Completion
 from papercoder.models.structured import loads_bounded
+from papercoder.outdir.paths import check_file_list
 from papercoder.pipeline.answers import extract_yaml
 from papercoder.pipeline.configcheck import config_problem, unmarked_values
 from papercoder.pipeline.order import (
@@ -25,7 +26,6 @@ from papercoder.pipeline.order import (
     infer_dependencies,
     topological_order,
 )
-from papercoder.pipeline.paths import check_file_list
 from papercoder.pipeline.refine import verify_and_refine
 from papercoder.pipeline.schemas import Architecture, LogicDesign, logic_for
 from papercoder.requirements import stage as contract

@@ -12,12 +12,13 @@ from papercoder.errors import BudgetExceeded, PapercoderError
 from papercoder.llm import Caller, Totals
 from papercoder.models.base import Completion, Message, Model
 from papercoder.models.settings import settings_for
+from papercoder.outdir.record import Manifest, figures
+from papercoder.outdir.workspace import Workspace
 from papercoder.paper import Paper
 from papercoder.pipeline.context import Budget, clip, reduce_paper
 from papercoder.pipeline.options import STAGE_NAMES, RunOptions
 from papercoder.pipeline.progress import Progress
 from papercoder.pipeline.schemas import Architecture, LogicDesign
-from papercoder.pipeline.workspace import Manifest, Workspace
 from papercoder.prompts import render
 from papercoder.store import Store
 from papercoder.tokens import estimate_messages, estimate_tokens
@@ -37,6 +38,9 @@ class Pipeline:
         self.ws = ws
         self.manifest = manifest
         self.progress = progress
+        # what earlier sessions of this run spent: this session's figures are added to them
+        self.earlier_totals = manifest.totals
+        self.earlier_stages = {k: dict(v) for k, v in manifest.stages.items()}
         self.caller = Caller(model, store, manifest.run_id, use_cache=opts.use_cache,
                              max_cost=opts.max_cost, context_window=opts.context_window,
                              on_update=progress.update_totals)
@@ -187,9 +191,9 @@ class Pipeline:
                 on_page=lambda page, _: self.progress.advance(f"page {page + 1}"))
             status = "partial" if report.fallback else "done"
         finally:
-            m.stages["ingest"] = {**_stage_delta(before, caller.totals),
-                                  "seconds": round(time.perf_counter() - started, 2),
-                                  "status": status}
+            m.stages["ingest"] = self.stage_figures("ingest", {
+                **_stage_delta(before, caller.totals),
+                "seconds": round(time.perf_counter() - started, 2)}, status)
             if caller is not self.caller:  # the transcriptions count toward --max-cost
                 self.caller.spent_before += caller.totals.cost - before.cost
         paper.sections += extra
@@ -235,6 +239,13 @@ class Pipeline:
         for n in notes:
             self.note(n)
 
+    def stage_figures(self, name: str, session: dict[str, Any], status: str) -> dict[str, Any]:
+        """A stage's figures over every session of the run: this session's added to the
+        earlier ones (a rerun from the cache keeps what planning cost and took)."""
+        earlier = figures(self.earlier_stages.get(name))
+        return {**earlier.plus(figures(session)), "status": status,
+                "session": session}
+
     async def run(self) -> Manifest:
         from papercoder.pipeline import analysis, coding, planning
 
@@ -255,10 +266,10 @@ class Pipeline:
             await self.prepare_paper()
             self.recall_reductions()
             if self.caller.totals.calls > before.calls:  # the model summarized sections
-                m.stages["reading"] = {**_stage_delta(before, self.caller.totals),
-                                       "seconds": round(time.perf_counter() - started, 2),
-                                       "status": "done"}
-            else:
+                m.stages["reading"] = self.stage_figures("reading", {
+                    **_stage_delta(before, self.caller.totals),
+                    "seconds": round(time.perf_counter() - started, 2)}, "done")
+            elif "reading" not in self.earlier_stages:
                 m.stages.pop("reading", None)
             for name in names:
                 before = _snapshot(self.caller.totals)
@@ -266,12 +277,12 @@ class Pipeline:
                 m.stages.setdefault(name, {})["status"] = "running"
                 self.save()
                 await stages[name](self)
-                m.stages[name] = {**_stage_delta(before, self.caller.totals),
-                                  "seconds": round(time.perf_counter() - started, 2),
-                                  "status": "partial" if _stage_failures(m, name) else "done"}
+                m.stages[name] = self.stage_figures(name, {
+                    **_stage_delta(before, self.caller.totals),
+                    "seconds": round(time.perf_counter() - started, 2)},
+                    "partial" if _stage_failures(m, name) else "done")
                 self.save()
-            failed = [f for f, s in m.files.items() if s.get("status") == "failed"]
-            unanalyzed = [f for f, s in m.files.items() if s.get("analysis_error")]
+            failed, unanalyzed = m.files_with("failed"), m.unanalyzed()
             if self.opts.stop_after != "coding":
                 m.status = "planned" if self.opts.stop_after == "planning" else "analyzed"
             elif failed:
@@ -300,16 +311,15 @@ class Pipeline:
             for st in m.stages.values():
                 if st.get("status") == "running":
                     st["status"] = m.status
-            t, spent_before = self.caller.totals, self.caller.spent_before
+            t = self.caller.totals
             if self.reader_caller is not None:  # --reader-model: its calls are the run's too
                 r = self.reader_caller.totals
                 t = Totals(t.calls + r.calls, t.cache_hits + r.cache_hits, t.usage + r.usage,
                            t.cost + r.cost, t.unpriced_calls + r.unpriced_calls,
                            t.seconds + r.seconds)
-                spent_before -= r.cost
-            m.totals = {**_stage_delta(Totals(), t), "spent_before_this_session":
-                        round(spent_before, 6),
-                        "wall_seconds": round(time.perf_counter() - self.t0, 2)}
+            m.totals = self.earlier_totals.add_session({
+                **_stage_delta(Totals(), t),
+                "wall_seconds": round(time.perf_counter() - self.t0, 2)})
             m.finished = time.time()
             self.save()
             self.store.set_run_status(m.run_id, m.status)
@@ -330,9 +340,9 @@ def plain_layout(messages: list[Message]) -> list[Message]:
 def _stage_failures(m: Manifest, stage: str) -> list[str]:
     """The files a finished stage could not produce (its status is then "partial")."""
     if stage == "analysis":
-        return [f for f, s in m.files.items() if s.get("analysis_error")]
+        return m.unanalyzed()
     if stage == "coding":
-        return [f for f, s in m.files.items() if s.get("status") == "failed"]
+        return m.files_with("failed")
     if stage in ("requirements", "audit") and m.requirements.get("status") == "failed":
         return ["requirements"]
     return []

@@ -27,7 +27,7 @@ def build_report(out: Path) -> str:
 def write_report(out: Path) -> Path:
     """Write ``out/report.html`` from whatever the output folder holds (a failed or partial
     run included) and return its path."""
-    from papercoder.pipeline.paths import write_inside
+    from papercoder.outdir.paths import write_inside
 
     out = Path(out)
     if not out.is_dir():

@@ -76,7 +76,7 @@ def write_index(outdir: Path, rows: list[dict[str, Any]], title: str = "papercod
         -> Path:
     """Write ``outdir/index.html``: a table of the papers of a batch, each linking its report.
     See :data:`ROW_KEYS` for the keys of a row."""
-    from papercoder.pipeline.paths import write_inside
+    from papercoder.outdir.paths import write_inside
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

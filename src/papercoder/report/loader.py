@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from papercoder.errors import PapercoderError
-from papercoder.pipeline.paths import open_fd_inside
+from papercoder.outdir.paths import open_fd_inside
+from papercoder.outdir.record import read_record
+from papercoder.outdir.workspace import artifact_name
+from papercoder.textsafe import safe
 
 TEXT_LIMIT = 200_000
 """Characters kept of one Markdown text (plan, analysis) or code file."""
@@ -31,7 +34,6 @@ MAX_EVALS = 30
 MAX_TREE_NODES = 5_000
 LOG_TAIL = 6_000
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _UNMARKED = re.compile(r"config\.yaml has values not found in the paper and not marked "
                        r"(?:as assumed|'# assumed'):\s*(.*)$", re.S)
 
@@ -48,8 +50,7 @@ def text(value: Any, limit: int = SHORT_LIMIT) -> str:
         return ""
     if len(s) > limit:
         s = s[:limit] + f"\n[… {len(s) - limit:,} more characters not shown]"
-    s = _CONTROL.sub("", s)
-    return s.encode("utf-8", "replace").decode("utf-8")  # lone surrogates -> '?'
+    return safe(s)
 
 
 def number(value: Any) -> float | None:
@@ -116,7 +117,7 @@ def read_file(root: Path, rel: str, limit: int = FILE_BYTES,
     clipped = len(data) > limit or size > limit
     data = data[:limit]
     s = data.decode("utf-8", "replace")
-    s = _CONTROL.sub("", s.replace("\r\n", "\n"))
+    s = safe(s.replace("\r\n", "\n"))
     return s, clipped
 
 
@@ -224,21 +225,15 @@ def _json(out: Path, rel: str, notes: list[str], limit: int = 20_000_000) -> Any
         return None
 
 
-def artifact_name(file: str) -> str:
-    return file.replace("/", "__")
-
-
 def load(out: Path) -> ReportData:
     """Everything the report shows, read from the output folder ``out``."""
     out = Path(out)
     notes: list[str] = []
-    run = _json(out, "run.json", notes)
-    if run is None and (out / "run.json").exists():
+    record, ignored = read_record(out)
+    notes.extend(ignored)
+    if record is None and (out / "run.json").exists():
         notes.append("run.json could not be read; the summary is incomplete.")
-    if not isinstance(run, dict):
-        if run is not None:
-            notes.append("run.json does not hold an object; the summary is incomplete.")
-        run = {}
+    run = record.to_dict() if record is not None else {}
     data = ReportData(out=out, run=run, notes=notes)
     _load_design(data)
     _load_files(data)

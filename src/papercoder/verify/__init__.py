@@ -9,8 +9,8 @@ writes ``OUT/artifacts/debug/`` and saves its results under ``"verify"`` in ``OU
 from __future__ import annotations
 
 import os
-import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,8 +22,9 @@ from papercoder.console import err_console
 from papercoder.errors import ConfigError, ModelOutputError
 from papercoder.llm import Caller
 from papercoder.models.base import Model
-from papercoder.pipeline.workspace import Workspace
+from papercoder.outdir.workspace import Workspace
 from papercoder.store import Store
+from papercoder.textsafe import safe
 from papercoder.verify.debug import ask_repair, build_messages, headline, signature
 from papercoder.verify.edits import unified_diff, write_files
 from papercoder.verify.env import EnvManager
@@ -54,6 +55,9 @@ class VerifyOptions:
     pip_args: list[str] = field(default_factory=list)
     """Extra pip arguments, e.g. ["--no-index", "--find-links", DIR]."""
     use_bwrap: bool = True
+    same_session: bool = False
+    """Verify runs in the same command as the run (``run``, ``batch``): its calls are added
+    to the latest session's figures in run.json, else they are a session of their own."""
     seeds: tuple[int, ...] = SEEDS
     quiet: bool = False
     prompts_dir: Path | None = None
@@ -61,19 +65,10 @@ class VerifyOptions:
     """Check papercoder's own contract (reproduce.sh, --smoke); off for other repositories."""
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def plain(text: str) -> str:
-    """Model- or program-written text made safe to print: no control characters or escape
-    sequences, no lone surrogates."""
-    return _CONTROL.sub("?", text)
-
-
 def _sayer(quiet: bool) -> Callable[[str], None]:
     def say(text: str) -> None:
         if not quiet:
-            err_console.print(Text(plain(text)), soft_wrap=True)
+            err_console.print(Text(safe(text)), soft_wrap=True)
     return say
 
 
@@ -171,7 +166,7 @@ def prepare_repository(path: Path, out: Path, smoke: list[str]) -> Path:
     smoke commands in ``out/artifacts/logic.json`` and a run.json."""
     import json
 
-    from papercoder.pipeline.workspace import Manifest
+    from papercoder.outdir.record import Manifest
 
     path = Path(path)
     if not path.is_dir():
@@ -212,13 +207,18 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
     logic_json = ws.read_artifact("logic.json")
     caller = Caller(model, store, run_id or m.run_id) if model is not None else None
     result: dict[str, Any] = {}
+    earlier, started = m.totals, time.perf_counter()
 
     def save() -> None:
+        fresh = ws.load_manifest() or m
         if caller is not None:
             t = caller.totals
             result["calls"] = {"calls": t.calls, "cache_hits": t.cache_hits,
                                "cost_usd": None if t.unpriced_calls else round(t.cost, 6)}
-        fresh = ws.load_manifest() or m
+            # every call of the run is in its totals: the static repair's and the debug loop's
+            mine = {**t.figures(), "wall_seconds": round(time.perf_counter() - started, 2)}
+            fresh.totals = (earlier.extend_session(mine) if options.same_session
+                            else earlier.add_session(mine))
         fresh.verify = result
         ws.save_manifest(fresh)
 

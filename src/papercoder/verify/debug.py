@@ -20,8 +20,8 @@ from typing import Any
 from papercoder.errors import FormatError
 from papercoder.llm import Caller
 from papercoder.models.base import Completion, Message
-from papercoder.pipeline.answers import parse_python
 from papercoder.prompts import render
+from papercoder.pyparse import parse_python
 from papercoder.verify.edits import apply_to, parse_edits
 from papercoder.verify.smoke import Failure, SmokeCommand
 
@@ -173,7 +173,8 @@ def build_messages(*, mode: str, code: Mapping[str, str], commands: list[SmokeCo
                    open_findings: list[dict[str, Any]] | None = None,
                    prompts_dir: Any = None) -> list[Message]:
     files = implicated(failure, code, findings)
-    shown, used = [], 0
+    shown: list[dict[str, str]] = []
+    used = 0
     for f in files:
         content = code[f]
         if used + len(content) > FILES_CHARS and shown:

@@ -12,7 +12,7 @@ An answer holds blocks like::
 An empty SEARCH creates a file that does not exist yet. Matching is exact first, then
 tolerant of whitespace (indentation re-based onto the matched lines). A SEARCH that matches
 nothing or more than once is a :class:`FormatError` that names the block, so the model can
-answer again. Paths go through :func:`papercoder.pipeline.paths.clean_path`; every edit of an
+answer again. Paths go through :func:`papercoder.outdir.paths.clean_path`; every edit of an
 answer is checked before any file is written.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from papercoder.errors import FormatError, UnsafePathError
-from papercoder.pipeline.paths import clean_path, write_inside
+from papercoder.outdir.paths import clean_path, write_inside
 
 _BLOCK = re.compile(
     r"^(?P<path>[^\n]*)\n(?:[ \t]*```[^\n]*\n)?[ \t]*<{5,9} ?SEARCH[^\n]*\n"

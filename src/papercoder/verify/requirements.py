@@ -28,7 +28,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from papercoder import yamlsafe
-from papercoder.pipeline.answers import parse_python
+from papercoder.pyparse import parse_python
 
 Finding = dict[str, Any]
 

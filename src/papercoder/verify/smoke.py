@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from papercoder.errors import UnsafePathError
-from papercoder.pipeline.paths import clean_path
+from papercoder.outdir.paths import clean_path
 from papercoder.verify.sandbox import RunResult, Sandbox
 
 SEEDS = (1, 2)

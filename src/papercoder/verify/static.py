@@ -19,7 +19,7 @@ from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 
 from papercoder import yamlsafe
-from papercoder.pipeline.answers import parse_python
+from papercoder.pyparse import parse_python
 from papercoder.verify.localimports import check_local_imports
 from papercoder.verify.requirements import decode_text, missing_requirements
 

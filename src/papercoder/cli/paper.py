@@ -46,7 +46,7 @@ def ingest(
             raise PaperError("--pdf-reader model works with the default extractor; drop "
                              "--extractor or use --pdf-reader default.")
         # The model reader lives in papercoder.ingest (it calls models); imported only here.
-        from papercoder.ingest.cli import load_with_model
+        from papercoder.cli.ingest import load_with_model
 
         p, notes, _ = load_with_model(paper, pdf_reader=pdf_reader, reader_model=reader_model,
                                       base_url=base_url, max_cost=max_cost,

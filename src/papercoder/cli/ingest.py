@@ -15,7 +15,7 @@ def load_with_model(paper: str, *, pdf_reader: str, reader_model: str | None,
                     prefer_source: bool = True) -> tuple[Paper, list[str], dict[str, Any]]:
     """The paper read with the model reader, the lines to tell the user, and the reader
     report (run.json's ``paper.reader`` shape, plus ``run_id`` and ``cost_usd``)."""
-    from papercoder.cli import db_path
+    from papercoder.cli.common import db_path
     from papercoder.errors import BudgetExceeded, ConfigError, Interrupted
     from papercoder.ingest import check_reader, read_with_model, require_images
     from papercoder.llm import Caller

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 
-from papercoder.pipeline.answers import parse_python
+from papercoder.pyparse import parse_python
 
 
 def _module_of(file: str) -> str | None:

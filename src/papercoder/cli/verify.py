@@ -38,14 +38,17 @@ def summary(v: dict[str, Any]) -> tuple[str, bool]:
 def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int,
                python: Path | None, install: bool, allow_network: bool, timeout: float,
                quiet: bool = False, base_url: str | None = None,
-               smoke: list[str] | None = None) -> dict[str, Any]:
-    from papercoder.cli import open_store
+               smoke: list[str] | None = None, same_session: bool = False) -> dict[str, Any]:
+    from papercoder.cli.common import open_store
     from papercoder.models import get_model
-    from papercoder.pipeline.workspace import Workspace
+    from papercoder.outdir.workspace import Workspace
     from papercoder.verify import VerifyOptions, verify_output
 
     ws = Workspace(out)
     m = ws.load_manifest()
+    if m is None and ws.record_notes:
+        raise ConfigError(f"{out / 'run.json'} could not be read (not JSON, a link or too "
+                          "large); rerun `papercoder run` into that folder to write it again.")
     if m is None:
         return run_on_repository(out, execute=execute, model=model, smoke=smoke, quiet=quiet,
                                  debug_rounds=debug_rounds, python=python, install=install,
@@ -57,14 +60,14 @@ def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int
         if model:
             raise
         from papercoder.console import warn
-        from papercoder.verify import plain
+        from papercoder.textsafe import safe
 
-        warn(plain(f"The run's model cannot be used for repairs ({e}); checking without "
+        warn(safe(f"The run's model cannot be used for repairs ({e}); checking without "
                    "repairs. Pass -m MODEL to repair."))
         mdl = None
     opts = VerifyOptions(execute=execute, debug_rounds=debug_rounds, python=python,
                          install=install, allow_network=allow_network, timeout=timeout,
-                         quiet=quiet)
+                         quiet=quiet, same_session=same_session)
     return asyncio.run(verify_output(out, model=mdl, store=open_store(), options=opts,
                                      run_id=m.run_id))
 
@@ -80,7 +83,7 @@ def run_on_repository(path: Path, *, execute: bool, model: str | None,
     if execute or model:
         import tempfile
 
-        from papercoder.cli import open_store
+        from papercoder.cli.common import open_store
         from papercoder.models import get_model
         from papercoder.verify import VerifyOptions, prepare_repository, verify_output
 
@@ -103,7 +106,8 @@ def run_on_repository(path: Path, *, execute: bool, model: str | None,
 
 
 def report(v: dict[str, Any], as_json: bool = False) -> None:
-    from papercoder.verify import finding_lines, plain
+    from papercoder.textsafe import safe as plain
+    from papercoder.verify import finding_lines
 
     static = v.get("static", {})
     if as_json:

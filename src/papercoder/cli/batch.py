@@ -123,6 +123,19 @@ def _eval_options(eval_mode: str | None, judge: str | None) -> None:
         raise ConfigError(f"--eval must be one of {', '.join(EVAL_MODES)}, not '{eval_mode}'.")
 
 
+def _inputs_for_eval(eval_mode: str | None, items: list[Any]) -> None:
+    """Every paper has what ``--eval`` grades with, or one sentence before any call."""
+    from papercoder.batch.stages import missing_for_mode
+
+    lacking = [(i.slug, missing_for_mode(eval_mode, i.rubric, i.reference)) for i in items]
+    lacking = [(s, what) for s, what in lacking if what]
+    if lacking:
+        names = ", ".join(s for s, _ in lacking[:5]) + (" ..." if len(lacking) > 5 else "")
+        raise ConfigError(f"--eval {eval_mode} needs {lacking[0][1]} in each paper's folder, "
+                          f"and {len(lacking)} paper(s) have none ({names}); add it or "
+                          "choose another --eval mode.")
+
+
 def batch(
     input_path: str = typer.Argument(..., metavar="INPUT", help="A folder of papers, a folder "
                                      "of PaperBench-style folders (paper.pdf|md|tex, optional "
@@ -169,6 +182,7 @@ def batch(
     _eval_options(eval_mode, judge)
     check_reader(pdf_reader, reader_model)
     items = discover(input_path)
+    _inputs_for_eval(eval_mode, items)
     opts = BatchOptions(model=model, out=out, workers=workers, concurrency=concurrency,
                         base_url=base_url, timeout=timeout, max_cost=max_cost, rpm=rpm, tpm=tpm,
                         execute=execute, eval_mode=eval_mode, judge=judge,

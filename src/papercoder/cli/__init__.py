@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from papercoder.config import config_path, default_db_path, load_user_config
-from papercoder.console import console, error, plain, safe, styled
-from papercoder.errors import ConfigError, Interrupted, PapercoderError
+from papercoder.cli.common import CliSettings, cells, db_path, guarded, open_store, use_settings
+from papercoder.config import config_path, load_user_config
+from papercoder.console import console, plain, safe, styled
+from papercoder.errors import ConfigError, PapercoderError
+
+if TYPE_CHECKING:
+    from papercoder.models.base import Message
 
 app = typer.Typer(
     add_completion=False,
@@ -26,49 +28,13 @@ app = typer.Typer(
     help="Turn a machine-learning paper into a runnable code repository.",
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-_state: dict[str, Any] = {"db": None}
-
-
-def guarded(fn: F) -> F:
-    """Turn library errors into one sentence and a non-zero exit, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PapercoderError as e:
-            error(str(e))
-            raise typer.Exit(e.exit_code) from None
-        except (KeyboardInterrupt, Interrupted):
-            error("Interrupted; rerun the same command to resume, answered calls are cached.")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def cells(*values: Any) -> list[Text]:
-    """Table cells shown literally: never markup, never an escape sequence."""
-    return [v if isinstance(v, Text) else plain("" if v is None else v) for v in values]
-
-
-def db_path() -> Path:
-    return Path(_state["db"]) if _state["db"] else default_db_path()
-
-
-def open_store():  # noqa: ANN201
-    from papercoder.store import Store
-
-    return Store(db_path())
-
-
 @app.callback()
 def _root(
     db: Path | None = typer.Option(
         None, "--db", help="Run store / cache database (default: $PAPERCODER_DB or "
         "~/.local/share/papercoder/papercoder.db).", envvar=None),
 ) -> None:
-    _state["db"] = db
+    use_settings(CliSettings(db=db))
 
 
 # -- models -------------------------------------------------------------------------------
@@ -147,8 +113,8 @@ def prompt(
     store = open_store()
     run_id = store.create_run("prompt", model=m.name, settings={"base_url": base_url})
     caller = Caller(m, store, run_id, use_cache=not no_cache, max_cost=max_cost)
-    messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": text}]
+    messages: list[Message] = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": text})
     try:
         c = asyncio.run(caller.call(messages, stage="prompt", schema=schema_obj,
                                     temperature=temperature, max_tokens=max_tokens))
@@ -174,15 +140,14 @@ def _resolve_run(store: Any, run: str | None) -> str:
         if not runs:
             raise ConfigError(f"The run store {db_path()} holds no runs yet.")
         return runs[0].id
-    from papercoder.pipeline.paths import read_inside
+    from papercoder.outdir.record import read_record
 
     p = Path(run)
-    text = read_inside(p, "run.json") if p.is_dir() else None
-    if text is not None:
-        try:
-            return str(json.loads(text)["run_id"])
-        except (ValueError, KeyError, TypeError, RecursionError):
-            raise ConfigError(f"{p / 'run.json'} is damaged; give the run id instead.") from None
+    record, damaged = read_record(p) if p.is_dir() else (None, [])
+    if record is not None or damaged:
+        if record is None or not record.run_id:
+            raise ConfigError(f"{p / 'run.json'} is damaged; give the run id instead.")
+        return record.run_id
     rec = store.get_run(run)
     if rec is None:
         raise ConfigError(f"No run '{run}' in {db_path()}; `papercoder runs` lists them.")
@@ -300,7 +265,7 @@ def logs(
         console.print(_line((f"#{x.id} ", "bold"), where, " · ",
                             (x.shown_status, _STATUS_STYLE.get(
                                 x.shown_status.split(":")[0].split(" (")[0], "")),
-                            *([] if one_model else [" · ", (x.model, "cyan")]),
+                            *(() if one_model else (" · ", (str(x.model), "cyan"))),
                             f" · {x.prompt_tokens} ({x.cached_prompt_tokens}) → "
                             f"{x.completion_tokens}{cost}{secs}"))
         console.print(_line("    ", (preview or "(empty)", "dim" if not preview else "")))
@@ -354,21 +319,21 @@ def _k(n: int) -> str:
 
 def _register() -> None:
     """Commands that live next to the stage they drive."""
-    from papercoder.paper.cli import ingest
-    from papercoder.pipeline.cli import plan, run
+    from papercoder.cli.paper import ingest
+    from papercoder.cli.run import plan, run
 
     app.command()(guarded(run))
     app.command()(guarded(plan))
     app.command()(guarded(ingest))
-    from papercoder.report.cli import report
+    from papercoder.cli.report import report
 
     app.command()(guarded(report))
 
-    from papercoder.evaluate.cli import eval_command
+    from papercoder.cli.eval import eval_command
 
     app.command("eval")(guarded(eval_command))
 
-    from papercoder.batch.cli import batch, paperbench
+    from papercoder.cli.batch import batch, paperbench
 
     app.command()(guarded(batch))
     bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: PaperBench.")
@@ -380,7 +345,7 @@ _register()
 
 
 def _register_verify() -> None:
-    from papercoder.verify.cli import verify
+    from papercoder.cli.verify import verify
 
     app.command()(guarded(verify))
 
@@ -391,7 +356,7 @@ _register_verify()
 def main() -> None:
     import sys
 
-    from papercoder.batch.cli import optional_ray_value  # `--ray [ADDRESS]`
+    from papercoder.cli.batch import optional_ray_value  # `--ray [ADDRESS]`
 
     app(args=optional_ray_value(sys.argv[1:]))
 

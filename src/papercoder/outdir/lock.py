@@ -21,7 +21,7 @@ from pathlib import Path
 
 from papercoder.console import safe
 from papercoder.errors import OutputBusyError
-from papercoder.pipeline.paths import open_fd_inside
+from papercoder.outdir.paths import open_fd_inside
 
 try:
     import fcntl

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,21 +15,13 @@ from rich.text import Text
 
 from papercoder.console import console, err_console
 from papercoder.errors import BudgetExceeded, ConfigError
+from papercoder.textsafe import safe as plain
 
-
-def plain(text: Any) -> str:
-    """Model, path and server text made safe for the terminal (no escapes, no controls)."""
-    try:
-        from papercoder.console import safe  # type: ignore[attr-defined]
-
-        return safe(str(text))
-    except ImportError:
-        s = str(text).encode("utf-8", "replace").decode("utf-8")
-        return "".join(c if c.isprintable() or c in "\n\t" else "?" for c in s)
-
-
-def _confirm_factory(yes: bool, max_cost: float | None):  # noqa: ANN202
+if TYPE_CHECKING:
     from papercoder.evaluate.estimate import Estimate
+
+
+def _confirm_factory(yes: bool, max_cost: float | None) -> Callable[[Estimate], bool]:
 
     def confirm(est: Estimate) -> bool:
         err_console.print(Text("Estimate: " + est.describe()), soft_wrap=True)
@@ -137,7 +130,7 @@ def eval_command(
     timeout: float = typer.Option(600.0, "--timeout", min=0.01, help="Seconds per call."),
 ) -> None:
     """Score a repository against its paper, a reference repository, or a rubric."""
-    from papercoder.cli import open_store
+    from papercoder.cli.common import open_store
     from papercoder.evaluate import EvalOptions, evaluate_target
     from papercoder.models import get_model
     from papercoder.paper import load_paper

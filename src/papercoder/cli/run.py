@@ -13,7 +13,7 @@ from papercoder.console import console, err_console, plain, styled
 from papercoder.errors import BudgetExceeded, ConfigError, PapercoderError, SandboxError
 
 if TYPE_CHECKING:
-    from papercoder.pipeline.workspace import Manifest
+    from papercoder.outdir.record import Manifest
 
 FROM_HELP = ("Redo from this stage: planning, analysis or coding (also how to continue an "
              "output folder with another model).")
@@ -115,7 +115,7 @@ def _requirements_said(out: Path) -> str | None:
     """What the audit found, for the final line: ``requirements: 41/47 met, 4 partial, 2
     unmet``; None without an audit."""
     try:
-        from papercoder.pipeline.workspace import Workspace
+        from papercoder.outdir.workspace import Workspace
 
         m = Workspace(out).load_manifest()
     except PapercoderError:
@@ -130,7 +130,7 @@ def _requirements_said(out: Path) -> str | None:
 def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
                 verify: dict | None = None, final: list[Text] | None = None,
                 **kw: Any) -> None:
-    from papercoder.cli import db_path
+    from papercoder.cli.common import db_path
     from papercoder.models import default_model_name
     from papercoder.pipeline import RunOptions, run_pipeline
     from papercoder.store import Store
@@ -148,7 +148,8 @@ def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
             from papercoder.models.local import embedded_notice
 
             err_console.print(plain(embedded_notice(), "cyan"), soft_wrap=True)
-    opts = RunOptions(paper=paper, model=model, out=out, stop_after=stop_after, **kw)
+    opts = RunOptions(paper=paper, model=model, out=out,
+                      stop_after=stop_after, **kw)
     store = Store(db_path())
     try:
         m = run_pipeline(opts, store=store)
@@ -157,20 +158,24 @@ def _run_stages(paper: str, model: str | None, out: Path, stop_after: str,
                                 "--max-cost to continue."), soft_wrap=True)
         raise
     final = [] if final is None else final
-    code = print_summary(m, out, paper, final)
+    said, ran = "", True
     if stop_after == "coding" and verify is not None and m.status in ("done", "partial"):
-        from papercoder.verify.cli import run_verify, summary
+        from papercoder.cli.verify import run_verify, summary
+        from papercoder.outdir.workspace import Workspace
 
         # static checks always; smoke run with --execute. Their verdict joins the final
         # line, whose first word stays the run's status.
         try:
             said, ran = summary(run_verify(out, model=model, base_url=opts.base_url,
-                                           quiet=opts.quiet, **verify))
+                                           quiet=opts.quiet, same_session=True, **verify))
         except SandboxError as e:  # ours, not the code's: said on the final line
             said, ran = f"verify stopped: {e}", False
+        m = Workspace(out).load_manifest() or m  # its calls are in the totals now
+    code = print_summary(m, out, paper, final)
+    if said:
         final[-1].append(plain(f" · {said}"))
-        if not ran:
-            code = 1  # README, Exit status: 1 when the repository did not run
+    if not ran:
+        code = 1  # README, Exit status: 1 when the repository did not run
     if code:
         raise typer.Exit(code)
 
@@ -184,11 +189,11 @@ EXIT_STATUS = {"done": 0, "planned": 0, "analyzed": 0, "partial": 4, "failed": 1
 def print_summary(m: Manifest, out: Path, paper: str, final: list[Text] | None = None) -> int:
     """The run's closing lines; returns the exit status they stand for. The status line goes
     to ``final`` (printed last, after the report and verify) or, without it, first."""
-    t = m.totals
-    cost = "unknown" if t.get("cost_usd") is None else f"${t['cost_usd']:.4f}"
-    written = sum(1 for s in m.files.values() if s.get("status") == "written")
-    wall = m.totals.get("wall_seconds") or sum(s.get("seconds", 0) for s in m.stages.values())
-    toks = t.get("completion_tokens", 0)
+    t = m.totals  # the whole run: every session, every call (the static repair's too)
+    cost = "unknown" if t.cost_usd is None else f"${t.cost_usd:.4f}"
+    written = len(m.files_with("written"))
+    wall = t.wall_seconds or sum(s.get("seconds", 0) for s in m.stages.values())
+    toks = t.completion_tokens
     gen = sum(s.get("seconds", 0) for s in m.stages.values())
     speed = f" · {toks / gen:.1f} output tokens/s" if gen and toks else ""
     if m.status == "planned":
@@ -197,8 +202,8 @@ def print_summary(m: Manifest, out: Path, paper: str, final: list[Text] | None =
         what = f"{written}/{len(m.files)} files written to {out / 'repo'}"
     line = Text()
     line.append(f"{m.status}:", style=STATUS_STYLE.get(m.status, "bold"))
-    line.append(plain(f" {what} · {t.get('calls', 0)} calls ({t.get('cache_hits', 0)} cached) · "
-                      f"{t.get('prompt_tokens', 0):,} prompt + {toks:,} output tokens · {cost} · "
+    line.append(plain(f" {what} · {t.calls} calls ({t.cache_hits} cached) · "
+                      f"{t.prompt_tokens:,} prompt + {toks:,} output tokens · {cost} · "
                       f"{wall:.1f}s{speed} · run {m.run_id}"))
     if final is None:
         console.print(line, soft_wrap=True)
@@ -213,10 +218,9 @@ def print_summary(m: Manifest, out: Path, paper: str, final: list[Text] | None =
             what += (f"; page(s) {', '.join(str(p) for p in pages)} transcribed by "
                      f"{m.paper['reader'].get('model')}")
         console.print(plain(f"Paper read from {what}."), soft_wrap=True)
-    for f, s in m.files.items():
-        if s.get("status") == "failed":
-            console.print(styled(("not written", "red"), f" {f}: {s.get('error')}"),
-                          soft_wrap=True)
+    for f in m.files_with("failed"):
+        console.print(styled(("not written", "red"), f" {f}: {m.files[f].get('error')}"),
+                      soft_wrap=True)
     if m.status == "planned":
         console.print(plain(f"Edit the plan in {out / 'artifacts'} if you like; then "
                             f"`papercoder run {paper} -o {out}` continues from it."),
