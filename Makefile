@@ -63,6 +63,7 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src
 	$(PY) -m pytest -q $(ARGS)
 
 bench: $(VENV)/.installed-test

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from papercoder.audit.verdicts import VERDICTS, AuditAnswer, check_grades, markers
+from papercoder.crosscheck import unresolved_imports
 from papercoder.errors import ContextOverflowError, FormatError, ModelOutputError
 from papercoder.models.base import Completion
-from papercoder.crosscheck import unresolved_imports
-from papercoder.pipeline.filecheck import check_file
 from papercoder.outdir.workspace import artifact_name
+from papercoder.pipeline.filecheck import check_file
 from papercoder.requirements.schema import CATEGORIES, Contract
 from papercoder.requirements.stage import for_file
 from papercoder.verify.edits import apply_to, parse_edits, unified_diff

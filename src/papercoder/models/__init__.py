@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from importlib import import_module
+from typing import Any
 
 from papercoder.config import load_user_config
 from papercoder.errors import ConfigError
@@ -49,7 +50,7 @@ def takes_images(model: Model) -> bool:
     return bool(getattr(model, "takes_images", False))
 
 
-def _load(provider: str) -> type:
+def _load(provider: str) -> Any:
     mod, _, cls = PROVIDERS[provider].partition(":")
     return getattr(import_module(mod), cls)
 

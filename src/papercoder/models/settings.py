@@ -17,7 +17,7 @@ from papercoder.models.base import Usage
 
 @cache
 def _packaged(name: str) -> dict[str, Any]:
-    text = resources.files("papercoder.models").joinpath("data", name).read_text("utf-8")
+    text = resources.files("papercoder.models").joinpath("data").joinpath(name).read_text("utf-8")
     return yaml.safe_load(text)
 
 

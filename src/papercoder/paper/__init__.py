@@ -168,7 +168,7 @@ def _pdf_via_source(p: Path, data: bytes) -> tuple[Paper | None, list[str]]:
 def _read_pymupdf(p: Path) -> Paper:
     """The optional pymupdf4llm extractor (AGPL; installed only on request)."""
     try:
-        import pymupdf4llm  # type: ignore[import-not-found]
+        import pymupdf4llm
     except ImportError:
         raise PaperError("The pymupdf extractor needs pymupdf4llm (AGPL), which is not "
                          "installed; run `pip install 'papercoder[pymupdf]'` or use the "

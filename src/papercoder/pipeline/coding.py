@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from papercoder.crosscheck import unresolved_imports
@@ -109,7 +110,7 @@ def fit_items(p: Pipeline, file: str, items: list[dict[str, Any]], analysis: str
     return items, analysis
 
 
-def make_check(file: str):  # noqa: ANN201
+def make_check(file: str) -> Callable[[Completion], str]:
     def check(c: Completion) -> str:
         code = extract_code(c.text, file)
         check_file(code, file)  # by its kind: Python, YAML, JSON, shell, or by content

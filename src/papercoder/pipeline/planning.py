@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -74,7 +75,8 @@ def check_plan(c: Completion) -> str:
             "the overall plan was empty")
     return text + "\n"
 
-def architecture_last_resort(p: Pipeline):  # noqa: ANN201
+def architecture_last_resort(
+        p: Pipeline) -> Callable[[Completion, FormatError], Architecture | None]:
     """After the re-asks, a file list that lacks only an entry point gets main.py (said)."""
 
     def salvage(c: Completion, e: FormatError) -> Architecture | None:
@@ -134,7 +136,7 @@ def plan_graph(logic: LogicDesign, files: list[str]) -> tuple[dict[str, list[str
     return deps, order
 
 
-def make_logic_check(files: list[str]):  # noqa: ANN201
+def make_logic_check(files: list[str]) -> Callable[[Completion], LogicDesign]:
     graph_asks = {"n": 0}
 
     def check(c: Completion) -> LogicDesign:

@@ -154,7 +154,8 @@ def logic_for(files: list[str]) -> type[LogicDesign]:
         depends_on: list[names] | None = None  # type: ignore[valid-type]
 
     class PlannedLogic(LogicDesign):
-        logic_analysis: list[PlannedFile] = _alias("logic_analysis", "Logic Analysis")
+        logic_analysis: list[PlannedFile] = _alias(  # type: ignore[assignment]
+            "logic_analysis", "Logic Analysis")
         task_list: list[str] = Field(
             default_factory=list, validation_alias=AliasChoices("task_list", "Task list"),
             json_schema_extra={"items": {"enum": list(files)}})

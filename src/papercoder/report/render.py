@@ -461,7 +461,7 @@ def context(d: ReportData) -> dict[str, Any]:
             "completion_tokens", "cost_usd", "seconds")}, "status": text(st.get("status"), 40),
             "has_cost": "cost_usd" in st})
     totals = as_dict(run.get("totals"))
-    file_views = []
+    file_views: list[dict[str, Any]] = []
     for i, f in enumerate(files):
         anchor = _anchor_for(f.path, i)
         file_views.append({
@@ -512,8 +512,8 @@ def context(d: ReportData) -> dict[str, Any]:
     commands_recorded = bool(as_list(smoke.get("commands")))
     smoke_ran = commands_recorded and smoke.get("skipped") is not True
     kinds: dict[str, int] = {}
-    for f in d.findings:
-        kinds[f.kind or "other"] = kinds.get(f.kind or "other", 0) + 1
+    for finding in d.findings:
+        kinds[finding.kind or "other"] = kinds.get(finding.kind or "other", 0) + 1
     return {
         "d": d, "out_display": text(str(d.out), 2000), "run_id": text(run.get("run_id"), 100),
         "title": text(paper.get("title"), 500),
@@ -538,7 +538,7 @@ def context(d: ReportData) -> dict[str, Any]:
         "smoke_ran": smoke_ran, "static_repair": static_repair,
         "remaining": len(remaining) if remaining is not None else None,
         "evaluations": [evaluation_view(e, i) for i, e in enumerate(d.evaluations)],
-        "contract": contract_rows(d.out, {f["e"].path: f["lines"] for f in file_views}),
+        "contract": contract_rows(d.out, {v["e"].path: v["lines"] for v in file_views}),
         "text": text, "as_dict": as_dict, "as_list": as_list, "number": number,
         "integer": integer, "mermaid_version": MERMAID_VERSION,
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -39,6 +39,19 @@ def _data(name: str) -> Any:
     return yaml.safe_load(text) or {}
 
 
+def _toml(text: str) -> dict[str, Any] | None:
+    """A pyproject.toml's tables; None when it is not TOML or Python is older than 3.11 (no
+    TOML reader in the standard library)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        try:
+            return tomllib.loads(text)
+        except ValueError:  # TOMLDecodeError is a ValueError
+            return None
+    return None
+
+
 @lru_cache(maxsize=1)
 def import_table() -> dict[str, list[str]]:
     return {str(k): [str(x) for x in v] for k, v in _data("import_names.yaml").items()}
@@ -346,10 +359,8 @@ def declared_requirements(code: Mapping[str, str]) -> tuple[Requirements, bool]:
             if not got and "install_requires" in code[f]:
                 req.unnamed.append(f"{f}: install_requires is computed")
         elif base == "pyproject.toml":
-            try:
-                import tomllib
-                data = tomllib.loads(code[f])
-            except (ImportError, ValueError):  # TOMLDecodeError is a ValueError
+            data = _toml(code[f])
+            if data is None:
                 req.unnamed.append(f)
                 continue
             deps = (data.get("project") or {}).get("dependencies")
