@@ -96,7 +96,7 @@ def test_run_extracts_plans_codes_and_audits_against_the_contract(tmp_path: Path
     code, output = run_cli("run", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q")
     assert code == 0, output
     again = json.loads((out / "run.json").read_text())
-    assert again["totals"]["calls"] == 0 and again["requirements"]["met"] == 5
+    assert again["totals"]["session"]["calls"] == 0 and again["requirements"]["met"] == 5
 
 
 def test_prompts_carry_each_files_requirements_and_the_marker_rule(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from papercoder.batch.summary import read_json
 from papercoder.errors import ConfigError, FormatError, PaperError
 from papercoder.evaluate.rubric import load_rubric
 from papercoder.evaluate.target import read_verify
+from papercoder.filecheck import check_file
 from papercoder.outdir.lock import holder
 from papercoder.paper.s2orc import loads as s2orc_loads
-from papercoder.pipeline.filecheck import check_file
 from papercoder.verify.debug import plan_excerpt
 from papercoder.verify.smoke import smoke_commands
 

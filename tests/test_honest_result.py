@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 
 from papercoder.cli import app
 from papercoder.errors import FormatError
-from papercoder.pipeline.coding import requirements
-from papercoder.pipeline.filecheck import check_file, kind_of
+from papercoder.filecheck import check_file, kind_of, requirements
 from tests import pipeline_helpers as ph
 
 runner = CliRunner()

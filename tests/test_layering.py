@@ -7,10 +7,12 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "papercoder"
-LAYERS = [{"errors", "textsafe", "console", "tokens", "config", "pyparse", "crosscheck", ""},
-          {"store", "models", "outdir", "paper", "prompts"}, {"llm"}, {"ingest"},
+LAYERS = [{"errors", "textsafe", "console", "tokens", "config", "pyparse", "crosscheck",
+           "yamlsafe", "filecheck", ""},
+          {"store", "models", "outdir", "paper", "prompts", "edits"}, {"llm"}, {"ingest"},
+          {"requirements", "audit"},
           {"pipeline", "verify", "evaluate", "report"}, {"batch"}, {"cli", "__main__"}]
-STAGES = LAYERS[4]
+STAGES = LAYERS[5]
 
 
 def _graph() -> dict[str, set[str]]:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from papercoder.edits import apply_to, parse_edits
 from papercoder.errors import FormatError, UnsafePathError
 from papercoder.llm import Caller
 from papercoder.models.scripted import ScriptedModel
 from papercoder.pipeline.schemas import LogicDesign
 from papercoder.store import Store
 from papercoder.verify.debug import ask_repair, condense, signature
-from papercoder.verify.edits import apply_to, parse_edits
 from papercoder.verify.metric import executability
 from papercoder.verify.smoke import Failure
 from papercoder.verify.static import run_static

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from papercoder.audit.verdicts import VERDICTS, AuditAnswer, check_grades, markers
 from papercoder.crosscheck import unresolved_imports
+from papercoder.edits import apply_to, parse_edits, unified_diff
 from papercoder.errors import ContextOverflowError, FormatError, ModelOutputError
+from papercoder.filecheck import check_file, lang_of
 from papercoder.models.base import Completion
 from papercoder.outdir.workspace import artifact_name
-from papercoder.pipeline.filecheck import check_file
 from papercoder.requirements.schema import CATEGORIES, Contract
 from papercoder.requirements.stage import for_file
-from papercoder.verify.edits import apply_to, parse_edits, unified_diff
 
 if TYPE_CHECKING:
     from papercoder.pipeline.runner import Pipeline
@@ -36,8 +36,6 @@ __all__ = ["run", "summary_line", "VERDICTS_ARTIFACT"]
 
 
 def _lang(file: str) -> str:
-    from papercoder.pipeline.coding import lang_of
-
     return lang_of(file)
 
 

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from papercoder.crosscheck import unresolved_imports
 from papercoder.errors import ModelOutputError
+from papercoder.filecheck import check_file, lang_of, requirements
 from papercoder.models.base import Completion, Message
 from papercoder.outdir.workspace import artifact_name
 from papercoder.pipeline.answers import extract_code
 from papercoder.pipeline.context import clip
-from papercoder.pipeline.filecheck import check_file
 from papercoder.pipeline.interfaces import public_interface
 from papercoder.pipeline.order import entry_point
 from papercoder.requirements.stage import for_file
@@ -32,14 +32,6 @@ if TYPE_CHECKING:
     from papercoder.pipeline.runner import Pipeline
 
 log = logging.getLogger("papercoder")
-
-LANGS = {".py": "python", ".sh": "bash", ".yaml": "yaml", ".yml": "yaml", ".json": "json",
-         ".md": "markdown", ".txt": "text", ".toml": "toml", ".cfg": "ini"}
-
-
-def lang_of(file: str) -> str:
-    return LANGS.get("." + file.rsplit(".", 1)[-1] if "." in file else "", "text")
-
 
 def levels(order: list[str], deps: dict[str, list[str]]) -> dict[str, int]:
     lvl: dict[str, int] = {}
@@ -194,39 +186,6 @@ async def run(p: Pipeline) -> None:
     for problem in unresolved_imports(code):
         p.warn(problem)
     finish_repo(p, code)
-
-
-NOT_REQUIREMENTS = {"pip", "setuptools", "wheel", "python", "python3", "cpython", "pypy"}
-"""Installer tooling and the interpreter itself: never lines of requirements.txt."""
-
-
-def _stdlib() -> frozenset[str]:
-    import sys
-
-    names = getattr(sys, "stdlib_module_names", None)  # Python 3.10+
-    return frozenset(names or ())
-
-
-def requirements(packages: list[str]) -> tuple[list[str], list[str], list[str]]:
-    """(pip requirement lines, entries that are not requirement specs, entries left out
-    because they are pip itself, the standard library or Python)."""
-    ok, bad, dropped = [], [], []
-    spec = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[\w,.-]+\])?\s*([<>=!~]=?\s*[\w.*+!-]+"
-                      r"(\s*,\s*[<>=!~]=?\s*[\w.*+!-]+)*)?$")
-    stdlib = _stdlib()
-    for raw in packages:
-        s = raw.strip().strip("`'\"")
-        if not s or s.lower().startswith(("no ", "none")):
-            continue
-        if not spec.match(s):
-            bad.append(s)
-            continue
-        name = re.split(r"[\[<>=!~\s]", s, maxsplit=1)[0]
-        if name.lower() in NOT_REQUIREMENTS or name in stdlib or name.lower() in stdlib:
-            dropped.append(s)
-            continue
-        ok.append(s)
-    return sorted(set(ok), key=str.lower), bad, dropped
 
 
 def who_wrote(p: Pipeline) -> str:

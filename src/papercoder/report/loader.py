@@ -260,7 +260,7 @@ def _load_design(d: ReportData) -> None:
             src = text(arch.get(key), TEXT_LIMIT) or None
         setattr(d, attr, src)
     logic = as_dict(_json(out, "artifacts/logic.json", notes))
-    from papercoder.pipeline.coding import requirements
+    from papercoder.filecheck import requirements
 
     # What requirements.txt holds: pip itself, the standard library and Python left out.
     d.packages = requirements(texts(logic.get("required_packages"), 500))[0]

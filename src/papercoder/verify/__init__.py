@@ -19,6 +19,7 @@ from typing import Any
 from rich.text import Text
 
 from papercoder.console import err_console
+from papercoder.edits import unified_diff, write_files
 from papercoder.errors import ConfigError, ModelOutputError
 from papercoder.llm import Caller
 from papercoder.models.base import Model
@@ -26,7 +27,6 @@ from papercoder.outdir.workspace import Workspace
 from papercoder.store import Store
 from papercoder.textsafe import safe
 from papercoder.verify.debug import ask_repair, build_messages, headline, signature
-from papercoder.verify.edits import unified_diff, write_files
 from papercoder.verify.env import EnvManager
 from papercoder.verify.grounding import ground
 from papercoder.verify.metric import executability

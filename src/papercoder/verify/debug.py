@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from papercoder.edits import apply_to, parse_edits
 from papercoder.errors import FormatError
 from papercoder.llm import Caller
 from papercoder.models.base import Completion, Message
 from papercoder.prompts import render
 from papercoder.pyparse import parse_python
-from papercoder.verify.edits import apply_to, parse_edits
 from papercoder.verify.smoke import Failure, SmokeCommand
 
 OUTPUT_CHARS = 8000

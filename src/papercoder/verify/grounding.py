@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from papercoder.pipeline.answers import parse_python
+from papercoder.pyparse import parse_python
 from papercoder.verify.requirements import _guarded, local_modules
 from papercoder.verify.sandbox import Sandbox
 

@@ -14,7 +14,7 @@ import ast
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from papercoder.pipeline.answers import parse_python
+from papercoder.pyparse import parse_python
 
 
 @dataclass

@@ -18,7 +18,48 @@ import yaml
 
 from papercoder import yamlsafe
 from papercoder.errors import FormatError
-from papercoder.pipeline.answers import parse_python
+from papercoder.pyparse import parse_python
+
+LANGS = {".py": "python", ".sh": "bash", ".yaml": "yaml", ".yml": "yaml", ".json": "json",
+         ".md": "markdown", ".txt": "text", ".toml": "toml", ".cfg": "ini"}
+
+
+def lang_of(file: str) -> str:
+    return LANGS.get("." + file.rsplit(".", 1)[-1] if "." in file else "", "text")
+
+
+NOT_REQUIREMENTS = {"pip", "setuptools", "wheel", "python", "python3", "cpython", "pypy"}
+"""Installer tooling and the interpreter itself: never lines of requirements.txt."""
+
+
+def _stdlib() -> frozenset[str]:
+    import sys
+
+    names = getattr(sys, "stdlib_module_names", None)  # Python 3.10+
+    return frozenset(names or ())
+
+
+def requirements(packages: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(pip requirement lines, entries that are not requirement specs, entries left out
+    because they are pip itself, the standard library or Python)."""
+    ok, bad, dropped = [], [], []
+    spec = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[\w,.-]+\])?\s*([<>=!~]=?\s*[\w.*+!-]+"
+                      r"(\s*,\s*[<>=!~]=?\s*[\w.*+!-]+)*)?$")
+    stdlib = _stdlib()
+    for raw in packages:
+        s = raw.strip().strip("`'\"")
+        if not s or s.lower().startswith(("no ", "none")):
+            continue
+        if not spec.match(s):
+            bad.append(s)
+            continue
+        name = re.split(r"[\[<>=!~\s]", s, maxsplit=1)[0]
+        if name.lower() in NOT_REQUIREMENTS or name in stdlib or name.lower() in stdlib:
+            dropped.append(s)
+            continue
+        ok.append(s)
+    return sorted(set(ok), key=str.lower), bad, dropped
+
 
 log = logging.getLogger("papercoder")
 
