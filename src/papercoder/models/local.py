@@ -265,6 +265,9 @@ class LocalModel:
     takes_images = False
     """Text models only here: image input is refused before any call."""
     runtime = "xllamacpp"
+    prefers_json = True
+    """Formats the pipeline may ask as free text (config.yaml) are asked as JSON under a
+    grammar instead: a small model's YAML rarely parses."""
 
     def __init__(self, path: str | None = None, *, n_ctx: int | None = None,
                  timeout: float | None = None) -> None:

@@ -110,6 +110,7 @@ class LocalModel:
 
     provider = "local"
     runtime = "llama-cpp-python"
+    prefers_json = True
     takes_images = False
     """llama.cpp here runs text models only: image input is refused before any call."""
 
