@@ -124,7 +124,7 @@ def test_missing_model_gives_one_sentence_config_errors(tmp_path: Path) -> None:
     bad = LocalModel(str(junk))
     with pytest.raises(ConfigError, match="GGUF"):
         bad.load()
-    real = embedded_model_path().read_bytes()[:4096]
+    real = embedded_model_path().open("rb").read(40)
     cut = tmp_path / "cut.gguf"  # a real header cut off inside its metadata
     cut.write_bytes(real)
     with pytest.raises(ConfigError, match="GGUF") as e:
