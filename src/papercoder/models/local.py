@@ -74,6 +74,8 @@ GRAMMAR_MAX_STRING = 600
 """Longest free string (characters) the grammar lets a local model write in JSON answers."""
 GRAMMAR_MAX_ITEMS = 24
 """Most items the grammar allows in a JSON array."""
+PYTHON_GRAMMAR = Path(__file__).parent / "data" / "python_subset.lark"
+"""The grammar of a code answer for a .py file (a Python subset that always parses)."""
 COMPACT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 """llguidance's JSON layout: without it a small model may spend its answer on newlines."""
 PLAIN_JSON: dict[str, Any] = {"type": "object"}
@@ -351,8 +353,10 @@ class LocalModel:
 
     # -- one exchange --------------------------------------------------------------------
     def request(self, messages: Sequence[Message], *, schema: Schema | None,
-                temperature: float | None, max_tokens: int | None) -> dict[str, Any]:
-        """The chat request sent to llama.cpp's server."""
+                temperature: float | None, max_tokens: int | None,
+                code_file: str | None = None) -> dict[str, Any]:
+        """The chat request sent to llama.cpp's server. ``code_file``: the answer is that
+        Python file, decoded under :data:`PYTHON_GRAMMAR`."""
         limit = self.default_max_tokens if max_tokens is None else max_tokens
         req: dict[str, Any] = {
             "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
@@ -368,6 +372,8 @@ class LocalModel:
         }
         if schema is not None:
             req["grammar"] = self.grammar(schema)
+        elif code_file is not None and code_file.endswith(".py"):
+            req["grammar"] = "%llguidance {}\n" + PYTHON_GRAMMAR.read_text()
         return req
 
     def grammar(self, schema: Schema) -> str:
@@ -391,12 +397,13 @@ class LocalModel:
         temperature: float | None = None,
         max_tokens: int | None = None,
         cancel: threading.Event | None = None,
+        code_file: str | None = None,
     ) -> Completion:
         """The blocking call behind :meth:`complete`; one at a time."""
         with self._lock:
             server = self.load()
             req = self.request(messages, schema=schema, temperature=temperature,
-                               max_tokens=max_tokens)
+                               max_tokens=max_tokens, code_file=code_file)
             parts: list[str] = []
             finish: list[str] = []
             tail: dict[str, Any] = {}
@@ -485,8 +492,10 @@ class LocalModel:
         meta: Mapping[str, str] | None = None,
     ) -> Completion:
         cancel = threading.Event()
+        # The pipeline's code answers (meta: stage "coding", a .py file) get a Python grammar.
+        code_file = (meta or {}).get("file") if (meta or {}).get("stage") == "coding" else None
         call = partial(self.generate, list(messages), schema=schema, temperature=temperature,
-                       max_tokens=max_tokens, cancel=cancel)
+                       max_tokens=max_tokens, cancel=cancel, code_file=code_file)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, call)
         except asyncio.CancelledError:
