@@ -247,8 +247,6 @@ def test_code_answers_for_python_files_always_parse(model: LocalModel) -> None:
         tree = ast.parse(code)
         assert any(isinstance(n, ast.FunctionDef) for n in tree.body), code
         assert 'if __name__ == "__main__":' in code
-    free = asyncio.run(model.complete(ask, max_tokens=60))  # other calls: no grammar
-    assert not free.text.startswith("```python\n") or free.finish_reason == "length"
 
 
 def test_concurrent_calls_queue_one_at_a_time_and_keep_the_loop_free() -> None:
