@@ -67,6 +67,13 @@ MAX_CONTEXT = 32768
 DEFAULT_TEMPERATURE = 0.2
 SEED = 1234
 """Fixed sampling seed: the same request gives the same answer."""
+SEED_ENV = "PAPERCODER_LOCAL_SEED"
+"""Another fixed seed (an integer), e.g. to measure how often the demo finishes."""
+
+
+def seed() -> int:
+    env = os.environ.get(SEED_ENV, "").strip()
+    return int(env) if env.isdigit() else SEED
 REPEAT_PENALTY = 1.1
 """llama.cpp's classic default over the last 64 tokens; without it small models loop (a JSON
 list repeated until max_tokens)."""
@@ -325,7 +332,7 @@ class LocalModel:
             params.cpuparams.n_threads = self.threads
             params.cpuparams_batch.n_threads = self.threads
             params.n_batch = params.n_ubatch = 256  # a timeout stops prompt work sooner
-            params.sampling.seed = SEED
+            params.sampling.seed = seed()
             params.warmup = False
             params.api_keys = [secrets.token_hex(16)]  # the loopback listener is not open
             params.verbosity = 0
@@ -362,7 +369,7 @@ class LocalModel:
             "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
             "max_tokens": max(1, min(limit, self.context_window - 1)),
             "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
-            "seed": SEED,
+            "seed": seed(),
             "repeat_penalty": REPEAT_PENALTY,
             "repeat_last_n": 64,
             "cache_prompt": True,
