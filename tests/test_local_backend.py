@@ -249,6 +249,21 @@ def test_code_answers_for_python_files_always_parse(model: LocalModel) -> None:
         assert 'if __name__ == "__main__":' in code
 
 
+def test_repair_answers_are_edit_blocks(model: LocalModel) -> None:
+    """A repair request (stage verify, asking for SEARCH/REPLACE blocks) is decoded under the
+    edit-block grammar: the tiny model's answer always holds blocks that verify can read."""
+    from papercoder.verify.edits import parse_edits
+
+    ask = [{"role": "user", "content": "The repository lacks reproduce.sh, a bash script that "
+            "runs python main.py. Fix it with SEARCH/REPLACE edit blocks. Each block is:\n\n"
+            "path/to/file\n<<<<<<< SEARCH\nexact lines\n=======\nnew lines\n>>>>>>> "
+            "REPLACE\n\nAn empty SEARCH creates a new file."}]
+    c = asyncio.run(model.complete(ask, max_tokens=400,
+                                   meta={"stage": "verify", "file": "static"}))
+    edits = parse_edits(c.text)  # raises FormatError when there are no readable blocks
+    assert 1 <= len(edits) <= 2 and all(e.search == "" and e.replace for e in edits), c.text
+
+
 def test_concurrent_calls_queue_one_at_a_time_and_keep_the_loop_free() -> None:
     """Five calls at once run one at a time, and the event loop keeps ticking."""
     m = Tracked()

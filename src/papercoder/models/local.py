@@ -83,6 +83,10 @@ GRAMMAR_MAX_ITEMS = 24
 """Most items the grammar allows in a JSON array."""
 PYTHON_GRAMMAR = Path(__file__).parent / "data" / "python_subset.lark"
 """The grammar of a code answer for a .py file (a Python subset that always parses)."""
+EDIT_GRAMMAR = Path(__file__).parent / "data" / "edit_blocks.lark"
+"""The grammar of an answer to a repair request: SEARCH/REPLACE blocks that create files."""
+EDIT_MARK = "<<<<<<< SEARCH"
+"""In a verify request's messages: the repair asks for edit blocks (not a critique)."""
 COMPACT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 """llguidance's JSON layout: without it a small model may spend its answer on newlines."""
 PLAIN_JSON: dict[str, Any] = {"type": "object"}
@@ -361,9 +365,10 @@ class LocalModel:
     # -- one exchange --------------------------------------------------------------------
     def request(self, messages: Sequence[Message], *, schema: Schema | None,
                 temperature: float | None, max_tokens: int | None,
-                code_file: str | None = None) -> dict[str, Any]:
+                code_file: str | None = None, edits: bool = False) -> dict[str, Any]:
         """The chat request sent to llama.cpp's server. ``code_file``: the answer is that
-        Python file, decoded under :data:`PYTHON_GRAMMAR`."""
+        Python file, decoded under :data:`PYTHON_GRAMMAR`; ``edits``: the answer is edit
+        blocks, decoded under :data:`EDIT_GRAMMAR`."""
         limit = self.default_max_tokens if max_tokens is None else max_tokens
         req: dict[str, Any] = {
             "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
@@ -381,6 +386,8 @@ class LocalModel:
             req["grammar"] = self.grammar(schema)
         elif code_file is not None and code_file.endswith(".py"):
             req["grammar"] = "%llguidance {}\n" + PYTHON_GRAMMAR.read_text()
+        elif edits:
+            req["grammar"] = "%llguidance {}\n" + EDIT_GRAMMAR.read_text()
         return req
 
     def grammar(self, schema: Schema) -> str:
@@ -405,12 +412,13 @@ class LocalModel:
         max_tokens: int | None = None,
         cancel: threading.Event | None = None,
         code_file: str | None = None,
+        edits: bool = False,
     ) -> Completion:
         """The blocking call behind :meth:`complete`; one at a time."""
         with self._lock:
             server = self.load()
             req = self.request(messages, schema=schema, temperature=temperature,
-                               max_tokens=max_tokens, code_file=code_file)
+                               max_tokens=max_tokens, code_file=code_file, edits=edits)
             parts: list[str] = []
             finish: list[str] = []
             tail: dict[str, Any] = {}
@@ -500,9 +508,13 @@ class LocalModel:
     ) -> Completion:
         cancel = threading.Event()
         # The pipeline's code answers (meta: stage "coding", a .py file) get a Python grammar.
-        code_file = (meta or {}).get("file") if (meta or {}).get("stage") == "coding" else None
+        # Repair requests (stage "verify", asking for SEARCH/REPLACE blocks) get the edit grammar.
+        stage = (meta or {}).get("stage")
+        code_file = (meta or {}).get("file") if stage == "coding" else None
+        edits = stage == "verify" and schema is None and any(
+            EDIT_MARK in str(m.get("content", "")) for m in messages)
         call = partial(self.generate, list(messages), schema=schema, temperature=temperature,
-                       max_tokens=max_tokens, cancel=cancel, code_file=code_file)
+                       max_tokens=max_tokens, cancel=cancel, code_file=code_file, edits=edits)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, call)
         except asyncio.CancelledError:
