@@ -223,7 +223,7 @@ def test_decoding_schemas_make_planning_answers_pass_the_checks(model: LocalMode
     assert arch.data_structures_and_interfaces.startswith("classDiagram\n")
     assert arch.program_call_flow.startswith("sequenceDiagram\n")
     files = ["main.py", "data.py", "model.py", "train.py"]
-    d = asyncio.run(model.complete(ask, schema=logic_for(files), max_tokens=900))
+    d = asyncio.run(model.complete(ask, schema=logic_for(files), max_tokens=1500))
     assert d.parsed is not None, d.text
     deps, order = plan_graph(d.parsed, files)  # raises on a cycle or an unknown file
     assert sorted(order) == sorted(files) and [x.file for x in d.parsed.logic_analysis][-1] \

@@ -302,6 +302,8 @@ class LocalModel:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="papercoder-local")
         self.load_seconds: float | None = None
         self.threads: int | None = None
+        self.api_key: str | None = None
+        """The key of the loopback HTTP listener llama.cpp's server opens (random)."""
         self.timeout = timeout
         """Seconds one call may take (None: bounded by its answer limit only)."""
         self._grammars: dict[str, str] = {}
@@ -338,7 +340,8 @@ class LocalModel:
             params.n_batch = params.n_ubatch = 256  # a timeout stops prompt work sooner
             params.sampling.seed = seed()
             params.warmup = False
-            params.api_keys = [secrets.token_hex(16)]  # the loopback listener is not open
+            self.api_key = secrets.token_hex(16)
+            params.api_keys = [self.api_key]  # the loopback listener is not open to others
             params.verbosity = 0
             started = time.perf_counter()
             try:

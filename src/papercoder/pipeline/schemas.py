@@ -23,7 +23,7 @@ def _diagram(head: str) -> dict[str, Any]:
     return {"type": "string", "pattern": f"^{head}\\n{_LINE}"}
 
 
-def _short(n: int = 300) -> dict[str, Any]:
+def _short(n: int = 160) -> dict[str, Any]:
     return {"type": "string", "maxLength": n}
 
 
