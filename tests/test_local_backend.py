@@ -249,6 +249,18 @@ def test_code_answers_for_python_files_always_parse(model: LocalModel) -> None:
         assert 'if __name__ == "__main__":' in code
 
 
+def test_pipeline_prose_answers_end_within_bounded_lines(model: LocalModel) -> None:
+    """A free-text pipeline answer (stage plan) is at most 16 lines of 160 characters and
+    ends by itself, never cut off by the answer limit."""
+    ask = [{"role": "user", "content": "Write a long, detailed plan to reproduce a paper on "
+                                       "SGD for linear regression, in Markdown."}]
+    c = asyncio.run(model.complete(ask, max_tokens=1500, temperature=0.7,
+                                   meta={"stage": "plan"}))
+    lines = c.text.splitlines()
+    assert c.finish_reason == "stop", c.text
+    assert 3 <= len(lines) <= 16 and all(0 < len(x) <= 160 for x in lines), c.text
+
+
 def test_repair_answers_are_edit_blocks(model: LocalModel) -> None:
     """A repair request (stage verify, asking for SEARCH/REPLACE blocks) is decoded under the
     edit-block grammar: the tiny model's answer always holds blocks that verify can read."""

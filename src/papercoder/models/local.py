@@ -85,6 +85,8 @@ PYTHON_GRAMMAR = Path(__file__).parent / "data" / "python_subset.lark"
 """The grammar of a code answer for a .py file (a Python subset that always parses)."""
 EDIT_GRAMMAR = Path(__file__).parent / "data" / "edit_blocks.lark"
 """The grammar of an answer to a repair request: SEARCH/REPLACE blocks that create files."""
+PROSE_GRAMMAR = Path(__file__).parent / "data" / "prose.lark"
+"""The grammar of the pipeline's other free-text answers: a bounded number of lines."""
 EDIT_MARK = "<<<<<<< SEARCH"
 """In a verify request's messages: the repair asks for edit blocks (not a critique)."""
 COMPACT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
@@ -368,10 +370,11 @@ class LocalModel:
     # -- one exchange --------------------------------------------------------------------
     def request(self, messages: Sequence[Message], *, schema: Schema | None,
                 temperature: float | None, max_tokens: int | None,
-                code_file: str | None = None, edits: bool = False) -> dict[str, Any]:
+                code_file: str | None = None, edits: bool = False,
+                prose: bool = False) -> dict[str, Any]:
         """The chat request sent to llama.cpp's server. ``code_file``: the answer is that
         Python file, decoded under :data:`PYTHON_GRAMMAR`; ``edits``: the answer is edit
-        blocks, decoded under :data:`EDIT_GRAMMAR`."""
+        blocks, decoded under :data:`EDIT_GRAMMAR`; ``prose``: bounded lines of text."""
         limit = self.default_max_tokens if max_tokens is None else max_tokens
         req: dict[str, Any] = {
             "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
@@ -391,6 +394,8 @@ class LocalModel:
             req["grammar"] = "%llguidance {}\n" + PYTHON_GRAMMAR.read_text()
         elif edits:
             req["grammar"] = "%llguidance {}\n" + EDIT_GRAMMAR.read_text()
+        elif prose:
+            req["grammar"] = "%llguidance {}\n" + PROSE_GRAMMAR.read_text()
         return req
 
     def grammar(self, schema: Schema) -> str:
@@ -416,12 +421,14 @@ class LocalModel:
         cancel: threading.Event | None = None,
         code_file: str | None = None,
         edits: bool = False,
+        prose: bool = False,
     ) -> Completion:
         """The blocking call behind :meth:`complete`; one at a time."""
         with self._lock:
             server = self.load()
             req = self.request(messages, schema=schema, temperature=temperature,
-                               max_tokens=max_tokens, code_file=code_file, edits=edits)
+                               max_tokens=max_tokens, code_file=code_file, edits=edits,
+                               prose=prose)
             parts: list[str] = []
             finish: list[str] = []
             tail: dict[str, Any] = {}
@@ -516,8 +523,11 @@ class LocalModel:
         code_file = (meta or {}).get("file") if stage == "coding" else None
         edits = stage == "verify" and schema is None and any(
             EDIT_MARK in str(m.get("content", "")) for m in messages)
+        # The pipeline's other free-text answers (a stage is named) get bounded lines.
+        prose = bool(stage) and schema is None and code_file is None and not edits
         call = partial(self.generate, list(messages), schema=schema, temperature=temperature,
-                       max_tokens=max_tokens, cancel=cancel, code_file=code_file, edits=edits)
+                       max_tokens=max_tokens, cancel=cancel, code_file=code_file, edits=edits,
+                       prose=prose)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, call)
         except asyncio.CancelledError:
