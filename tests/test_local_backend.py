@@ -274,6 +274,7 @@ def test_repair_answers_are_edit_blocks(model: LocalModel) -> None:
                                    meta={"stage": "verify", "file": "static"}))
     edits = parse_edits(c.text)  # raises FormatError when there are no readable blocks
     assert 1 <= len(edits) <= 2 and all(e.search == "" and e.replace for e in edits), c.text
+    assert all(e.path.endswith(".sh") for e in edits), c.text
 
 
 def test_concurrent_calls_queue_one_at_a_time_and_keep_the_loop_free() -> None:

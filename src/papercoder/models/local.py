@@ -84,7 +84,7 @@ GRAMMAR_MAX_ITEMS = 24
 PYTHON_GRAMMAR = Path(__file__).parent / "data" / "python_subset.lark"
 """The grammar of a code answer for a .py file (a Python subset that always parses)."""
 EDIT_GRAMMAR = Path(__file__).parent / "data" / "edit_blocks.lark"
-"""The grammar of an answer to a repair request: SEARCH/REPLACE blocks that create files."""
+"""The grammar of an answer to a repair request: SEARCH/REPLACE blocks creating scripts."""
 PROSE_GRAMMAR = Path(__file__).parent / "data" / "prose.lark"
 """The grammar of the pipeline's other free-text answers: a bounded number of lines."""
 EDIT_MARK = "<<<<<<< SEARCH"
