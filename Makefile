@@ -57,7 +57,8 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-embedded
 run: $(VENV)/.installed-$(RUN_NEEDS)
 	@$(VENV)/bin/papercoder run $(PAPER) -o $(OUT) $(if $(MODEL),-m $(MODEL),) $(ARGS); s=$$?; \
 	  case $$s in \
-	    0) ;; \
+	    0|4) echo "make run: the code is in $(OUT)/repo/, the plan and designs in" \
+	         "$(OUT)/artifacts/, the report in $(OUT)/report.html, the record in $(OUT)/run.json." ;;& \
 	    4) echo "make run: the run ended partial (papercoder's exit status 4): some files were" \
 	         "written, the failed ones are listed above and in $(OUT)/run.json;" \
 	         "rerun to retry them, or use a stronger model (MODEL=openai/gpt-5.4)."; s=0 ;; \
