@@ -61,7 +61,7 @@ def get_model(name: str, *, base_url: str | None = None, timeout: float = 600.0,
     name, base_url = resolve_name(name.strip(), base_url)
     if name == "local" or name.startswith("local:"):
         path = name.partition(":")[2] or None
-        return _load("local")(path, timeout=timeout)  # type: ignore[no-any-return]
+        return _load("local")(path, timeout=timeout)
     if name.startswith("scripted:"):
         return _load("scripted").from_path(name.partition(":")[2])
     provider, sep, model = name.partition("/")

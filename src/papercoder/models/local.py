@@ -102,7 +102,7 @@ def decoding_schema(schema: Schema) -> dict[str, Any]:
     base = tighter() if callable(tighter) else strict_json_schema(schema)
     out = bounded(base)
     out["x-guidance"] = COMPACT
-    return out  # type: ignore[no-any-return]
+    return out
 
 
 def bounded(node: Any) -> Any:

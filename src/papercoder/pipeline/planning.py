@@ -38,7 +38,7 @@ CONFIG_AS_JSON = ("Give the same settings as one JSON object instead: sections a
                   "objects, values the paper does not give as null.")
 
 
-class _Settings(dict):  # type: ignore[type-arg]
+class _Settings(dict):
     """The settings schema (any non-empty object), with a fixed shape for constrained
     decoders (the local backend), so a small model writes numbers, not plan text."""
 
