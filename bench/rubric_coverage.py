@@ -4,20 +4,23 @@ For each shared paper with a rubric (``../shared/papers/<name>/{paper.md,addendu
 rubric.json}``) there is a contract extracted by hand from the paper and addendum, in the
 extraction answer's format (``bench/contracts/<name>.json``), and a hand-made matching of
 every rubric leaf to the requirements that cover it (``bench/contracts/<name>.map.json``:
-leaf id -> requirement ids, ``[]`` when none does). The contracts were written from the
-paper before the rubric was read; the matching afterwards, reading both.
+leaf id -> requirement ids, ``[]`` when none does). ``<name>.partial.json`` lists the matched
+leaves whose requirements cover only part of what the leaf checks (the topic, not the value
+or detail it names). The contracts were written from the paper before the rubric was read;
+the matching afterwards, reading both.
 
 The script
 1. checks every quote of each contract against the paper as papercoder reads it (the
    paper's Markdown without references, plus the addendum) with papercoder's own quote
    checker, and that the matching names only known leaves and requirements and every leaf;
 2. prints, per paper and per PaperBench task category (Code Development, Code Execution,
-   Result Analysis): leaves, leaves with a matching requirement, and weighted coverage
+   Result Analysis): leaves, leaves with a matching requirement, of those the ones matched
+   fully (not partially), and weighted coverage of the matched leaves
    (each leaf's weight is the product of its normalised weights along the rubric's path,
    as PaperBench aggregates scores);
 3. prints how the contract's categories line up with PaperBench's: matched
    (leaf, requirement) pairs by contract category and task category;
-4. lists the leaves no requirement matches (``--gaps``).
+4. lists the leaves no requirement matches, or matches only partly (``--gaps``).
 
 Usage: python bench/rubric_coverage.py [--gaps]. Exit status 1 when a quote is not in its
 paper or a matching is inconsistent.
@@ -59,6 +62,7 @@ class Paper:
     contract: Contract
     leaves: list[Leaf]
     matching: dict[str, list[str]]
+    partial: set[str] = field(default_factory=set)
     quote_problems: list[tuple[str, str]] = field(default_factory=list)
     map_problems: list[str] = field(default_factory=list)
 
@@ -94,7 +98,7 @@ def check_quotes(contract: Contract, index: QuoteIndex) -> list[tuple[str, str]]
 
 
 def check_matching(matching: dict[str, list[str]], leaves: list[Leaf],
-                   contract: Contract) -> list[str]:
+                   contract: Contract, partial: frozenset[str] = frozenset()) -> list[str]:
     known_leaves = {leaf.id for leaf in leaves}
     known_reqs = set(contract.ids())
     out = [f"leaf {k} is not in the rubric" for k in matching if k not in known_leaves]
@@ -102,6 +106,8 @@ def check_matching(matching: dict[str, list[str]], leaves: list[Leaf],
             if leaf.id not in matching]
     out += [f"leaf {k} names unknown requirement {r}" for k, rs in matching.items()
             for r in rs if r not in known_reqs]
+    out += [f"partial leaf {k} has no matching requirement" for k in sorted(partial)
+            if not matching.get(k)]
     return out
 
 
@@ -112,20 +118,25 @@ def load(name: str) -> Paper:
     leaves = rubric_leaves(json.loads((folder / "rubric.json").read_text(encoding="utf-8")))
     raw = json.loads((CONTRACTS / f"{name}.map.json").read_text(encoding="utf-8"))
     matching = {str(k): [str(r) for r in v] for k, v in raw.items()}
-    p = Paper(name, contract, leaves, matching)
+    part = CONTRACTS / f"{name}.partial.json"
+    partial = ({str(k) for k in json.loads(part.read_text(encoding="utf-8"))}
+               if part.is_file() else set())
+    p = Paper(name, contract, leaves, matching, partial)
     p.quote_problems = check_quotes(contract, quote_index(folder))
-    p.map_problems = check_matching(matching, leaves, contract)
+    p.map_problems = check_matching(matching, leaves, contract, frozenset(partial))
     return p
 
 
-def coverage(p: Paper, task: str | None = None) -> tuple[int, int, float]:
-    """(leaves, leaves with a matching requirement, weighted coverage) for one task category
-    (all leaves when None); weighted coverage is the matched share of those leaves' weight."""
+def coverage(p: Paper, task: str | None = None) -> tuple[int, int, int, float]:
+    """(leaves, leaves with a matching requirement, of those the fully matched ones, weighted
+    coverage) for one task category (all leaves when None); weighted coverage is the matched
+    leaves' share of those leaves' weight."""
     leaves = [leaf for leaf in p.leaves if task is None or leaf.task == task]
     matched = [leaf for leaf in leaves if p.matching.get(leaf.id)]
+    full = [leaf for leaf in matched if leaf.id not in p.partial]
     total = sum(leaf.weight for leaf in leaves)
-    return len(leaves), len(matched), (sum(leaf.weight for leaf in matched) / total
-                                       if total else 0.0)
+    return len(leaves), len(matched), len(full), (sum(leaf.weight for leaf in matched) / total
+                                                  if total else 0.0)
 
 
 def alignment(papers: list[Paper]) -> dict[tuple[str, str], int]:
@@ -162,22 +173,24 @@ def main(argv: list[str]) -> int:
 
     print("\n2. Rubric leaves with a matching requirement (weighted = share of the rubric's "
           "weight)")
-    print(f"   {'paper':38} {'category':17} {'leaves':>6} {'matched':>8} {'weighted':>9}")
+    print(f"   {'paper':38} {'category':17} {'leaves':>6} {'matched':>8} {'fully':>6} "
+          f"{'weighted':>9}")
     totals: dict[str, list[int]] = {}
     for p in papers:
         for task in (*TASKS, None):
-            n, m, w = coverage(p, task)
+            n, m, f, w = coverage(p, task)
             if n == 0:
                 continue
             label = task or "all"
-            print(f"   {p.name if task == TASKS[0] else '':38} {label:17} {n:>6} {m:>8} "
+            print(f"   {p.name if task == TASKS[0] else '':38} {label:17} {n:>6} {m:>8} {f:>6} "
                   f"{w:>8.0%}")
-            t = totals.setdefault(label, [0, 0])
+            t = totals.setdefault(label, [0, 0, 0])
             t[0] += n
             t[1] += m
-    for label, (n, m) in totals.items():
+            t[2] += f
+    for label, (n, m, f) in totals.items():
         print(f"   {'three papers' if label == TASKS[0] else '':38} {label:17} {n:>6} {m:>8} "
-              f"{m / n:>8.0%}" + (" (unweighted)" if label == "all" else ""))
+              f"{f:>6} {m / n:>8.0%} (unweighted)")
 
     print("\n3. Category alignment: matched (leaf, requirement) pairs")
     table = alignment(papers)
@@ -189,13 +202,15 @@ def main(argv: list[str]) -> int:
         print(f"   {cat:18}" + "".join(f"{v:>11}" for v in row))
 
     if "--gaps" in argv:
-        print("\n4. Leaves no requirement matches")
+        print("\n4. Leaves no requirement matches, or matches only partly")
         for p in papers:
             print(f"   {p.name}")
             for leaf in p.leaves:
-                if not p.matching.get(leaf.id):
-                    print(f"     [{short.get(leaf.task, leaf.task)}] {leaf.id[:8]} "
-                          f"{leaf.text[:110]}")
+                if not p.matching.get(leaf.id) or leaf.id in p.partial:
+                    kind = "partly " + ",".join(p.matching[leaf.id]) \
+                        if leaf.id in p.partial else "none"
+                    print(f"     [{short.get(leaf.task, leaf.task)}] {leaf.id[:8]} ({kind}) "
+                          f"{leaf.text[:100]}")
     print("\nall quotes found, matchings consistent" if ok else "\nPROBLEMS FOUND")
     return 0 if ok else 1
 

@@ -37,8 +37,8 @@ def test_hand_contract_quotes_are_in_the_paper(shared: Path, name: str) -> None:
     assert paper.quote_problems == []
     assert paper.map_problems == []
     # the matching is real data: most leaves of every rubric have a requirement, not all
-    _, matched, _ = rc.coverage(paper)
-    assert 0 < matched < len(paper.leaves)
+    _, matched, full, _ = rc.coverage(paper)
+    assert 0 < full <= matched < len(paper.leaves)
 
 
 def test_the_check_finds_an_altered_quote_and_a_bad_matching(shared: Path) -> None:
@@ -60,3 +60,6 @@ def test_the_check_finds_an_altered_quote_and_a_bad_matching(shared: Path) -> No
     assert any(first in p for p in found)
     assert any("not-a-leaf" in p and "not in the rubric" in p for p in found)
     assert any("R999" in p for p in found)
+    assert rc.check_matching({**paper.matching, first: []}, paper.leaves, paper.contract,
+                             frozenset({first})) == [f"partial leaf {first} has no matching "
+                                                     "requirement"]
