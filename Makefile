@@ -87,6 +87,7 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/wall_time.py
 	$(PY) bench/batch_throughput.py
 	$(PY) bench/config_check.py
+	$(PY) bench/rubric_coverage.py
 
 clean:
 	rm -rf $(VENV) out
