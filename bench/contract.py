@@ -198,11 +198,11 @@ def cost() -> bool:
             print(f"   replay failed: {m.error}")
             return False
         results[name] = (dollars(simulate(model.history, "stable"),
-                                 m.totals["completion_tokens"]), m)
+                                 m.totals.completion_tokens), m)
     (a, _), (b, mb) = results["published method"], results["with the contract"]
     print(f"   contract: {mb.requirements['total']} requirements, "
-          f"{mb.stages['requirements']['calls']} extraction call(s), "
-          f"{mb.stages['audit']['calls']} audit/repair calls "
+          f"{_calls(mb, 'requirements')} extraction call(s), "
+          f"{_calls(mb, 'audit')} audit/repair calls "
           f"(rounds: {[(r['round'], r['met'], r['partial']) for r in mb.requirements['rounds']]})")
     ok = True
     for label, key in (("openai/gpt-4.1", "oa_in"), ("anthropic/claude-sonnet-4-6", "an_in")):
@@ -211,6 +211,14 @@ def cost() -> bool:
         print(f"   {label:28} input ${a[key]:.4f} -> ${b[key]:.4f}  (+{added:.1f}%, target "
               f"<= 35%)")
     return ok
+
+
+def _calls(m: Any, stage: str) -> int:
+    """A stage's calls in run.json (a dict entry today, a typed record after issue 18)."""
+    rec = m.stages.get(stage)
+    if rec is None:
+        return 0
+    return int(rec["calls"] if isinstance(rec, dict) else rec.calls)
 
 
 MAPPING = {"model": "Code Development", "objective": "Code Development",
