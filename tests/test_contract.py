@@ -368,6 +368,46 @@ def test_requirement_of_a_file_that_was_not_written_is_unmet(tmp_path: Path) -> 
 
 
 # -- eval --rubric auto -------------------------------------------------------------------------
+def verdict(v: str) -> str:
+    return json.dumps({"expectations": "The requirement in the code.",
+                       "reality": f"model.py: {v}.", "verdict": v})
+
+
+def test_eval_rubric_auto_counts_partial_as_half_and_weighs_categories_by_size(
+        tmp_path: Path) -> None:
+    """Through the CLI: the contract's leaves are graded met/partial/unmet (1, 0.5, 0) and a
+    category weighs as many requirements as it has."""
+    from tests import eval_helpers as eh
+
+    repo = eh.write_repo(tmp_path / "repo", eh.REAL_CODE)
+    reqs = [{"id": "R1", "category": "algorithm", "statement": "REQ-mom momentum update",
+             "quote": "The update is v_{t+1} = β v_t + ∇L(w_t)", "section": "1 Method"},
+            {"id": "R2", "category": "algorithm", "statement": "REQ-avg averaged iterate",
+             "quote": "with learning rate η = 0.05 and momentum β = 0.9", "section": "1"},
+            {"id": "R3", "category": "data", "statement": "REQ-data synthetic data",
+             "quote": "Synthetic data: 1000 points in 5 dimensions", "section": "2"}]
+    script = tmp_path / "judge.json"
+    script.write_text(json.dumps({"requirements": ph.requirements_answer(reqs), "rules":
+                                  eh.leaf_rules({"REQ-mom": verdict("partial"),
+                                                 "REQ-avg": verdict("unmet"),
+                                                 "REQ-data": verdict("met")})}))
+    code, output = run_cli("--db", str(tmp_path / "s.db"), "eval", str(repo), "--paper",
+                           str(eh.paper_file(tmp_path)), "--rubric", "auto", "-m",
+                           f"scripted:{script}", "--yes")
+    assert code == 0, output
+    tree = json.loads((repo / "eval" / "rubric-scripted_judge.json" / "tree.json").read_text())
+    cats = {n["id"]: n for n in tree["sub_tasks"]}
+    leaves = {x["id"]: x["score"] for n in tree["sub_tasks"] for x in n["sub_tasks"]}
+    assert leaves == {"R1": 0.5, "R2": 0.0, "R3": 1.0}
+    assert "Verdict: partial" in cats["algorithm"]["sub_tasks"][0]["explanation"]
+    # algorithm: (0.5 + 0) / 2 with weight 2; data: 1 with weight 1 -> (2 * 0.25 + 1) / 3
+    assert (cats["algorithm"]["weight"], cats["algorithm"]["score"]) == (2, 0.25)
+    assert (cats["data"]["weight"], cats["data"]["score"]) == (1, 1.0)
+    assert abs(tree["score"] - 0.5) < 1e-9  # equal category weights would give 0.625
+    summary = json.loads((repo / "eval" / "rubric-scripted_judge.json" / "summary.json").read_text())
+    assert abs(summary["score"] - 0.5) < 1e-9 and summary["invalid_leaves"] == 0
+
+
 def test_eval_rubric_auto_grades_any_repository_against_the_contract(tmp_path: Path) -> None:
     from tests import eval_helpers as eh
 
@@ -379,7 +419,8 @@ def test_eval_rubric_auto_grades_any_repository_against_the_contract(tmp_path: P
             {"id": "R3", "category": "data", "statement": "REQ-data synthetic data",
              "quote": "Synthetic data: 1000 points in 5 dimensions", "section": "2"},
             FABRICATED]
-    rules = eh.leaf_rules({"REQ-mom": 1, "REQ-avg": 0, "REQ-data": 1})
+    rules = eh.leaf_rules({"REQ-mom": verdict("met"), "REQ-avg": verdict("unmet"),
+                           "REQ-data": verdict("met")})
     judge = ScriptedModel({"requirements": ph.requirements_answer(reqs), "rules": rules})
     store = Store(tmp_path / "s.db")
     s = eh.run_eval(repo, judge, store, tmp_path, rubric=Path("auto"))
