@@ -404,7 +404,8 @@ def test_eval_rubric_auto_counts_partial_as_half_and_weighs_categories_by_size(
     assert (cats["algorithm"]["weight"], cats["algorithm"]["score"]) == (2, 0.25)
     assert (cats["data"]["weight"], cats["data"]["score"]) == (1, 1.0)
     assert abs(tree["score"] - 0.5) < 1e-9  # equal category weights would give 0.625
-    summary = json.loads((repo / "eval" / "rubric-scripted_judge.json" / "summary.json").read_text())
+    summary = json.loads((repo / "eval" / "rubric-scripted_judge.json" / "summary.json")
+                         .read_text())
     assert abs(summary["score"] - 0.5) < 1e-9 and summary["invalid_leaves"] == 0
 
 
