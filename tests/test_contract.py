@@ -259,6 +259,40 @@ def test_missing_requirement_is_found_unmet_then_met_after_one_repair(tmp_path: 
         " · requirements: 5/5 met, 0 partial, 0 unmet"), last
 
 
+def test_audit_threads_leave_the_paper_out_and_repairs_continue_them(tmp_path: Path) -> None:
+    """The cost layout (bench/contract.py): an audit sends the file's requirements with their
+    quotes and its code, not the paper; the repair and the regrade continue that thread
+    (its cached start unchanged) and the regrade sends the diff, not the whole file again."""
+    unmet = json.dumps({"requirements": [
+        {"id": "R1", "verdict": "met", "evidence": [{"file": "model.py",
+                                                     "quote": "class Regressor:"}]},
+        {"id": "R2", "verdict": "met", "evidence": [{"file": "model.py",
+                                                     "quote": "def fit(self, xs, ys"}]},
+        {"id": "R3", "verdict": "unmet", "evidence": [], "reason": "no momentum 0.9"}]})
+    model, opts, store = scripted(tmp_path, **{"audit:model.py": [unmet, ph.audit_answer(
+        "model.py", "met", "self.momentum = 0.9")], "repair:model.py": REPAIR})
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.requirements["met"] == 5
+    calls = [h["messages"] for h in model.history
+             if h["meta"]["stage"] in ("audit", "repair") and h["meta"].get("file") == "model.py"]
+    first, repair, regrade = calls
+    paper_line = "Momentum Averaged Linear Regression"
+    assert all(paper_line not in x["content"] for c in calls for x in c)
+    assert len(first) == 2 and first[1].get("cache") and ph.CODE["model.py"].strip() in \
+        first[1]["content"] and "R3" in first[1]["content"]
+    assert repair[:2] == first and repair[2]["role"] == "assistant" and \
+        repair[2]["content"] == unmet and repair[3]["role"] == "user"
+    assert "R3" in repair[3]["content"] and ph.CODE["model.py"].strip() not in \
+        repair[3]["content"]
+    assert regrade[:len(repair)] == repair and regrade[len(repair)]["content"] == REPAIR
+    again = regrade[-1]["content"]
+    assert "+        self.momentum = 0.9  # paper: R3" in again
+    assert "class Regressor:" not in again  # the diff, not the whole file
+    # other files' audits are threads of their own
+    assert all(len(h["messages"]) == 2 for h in model.history
+               if h["meta"]["stage"] == "audit" and h["meta"].get("file") != "model.py")
+
+
 def test_audit_rounds_zero_grades_without_repairing(tmp_path: Path) -> None:
     unmet = ph.audit_answer("model.py", "unmet")
     model, opts, store = scripted(tmp_path, **{"audit:model.py": unmet})
