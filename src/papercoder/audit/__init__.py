@@ -62,7 +62,14 @@ def _opening(p: Pipeline, file: str, code: Mapping[str, str]) -> list[Message]:
 
 
 def _answer_text(c: Completion) -> str:
-    return c.text if c.text.strip() else json.dumps(c.parsed, default=str)
+    """The audit's answer as the thread carries it on: the model's text, or (a backend that
+    gave none) the checked grades in the answer's format."""
+    if c.text.strip():
+        return c.text
+    return json.dumps({"requirements": [
+        {"id": g["id"], "verdict": g["verdict"], "reason": g["reason"],
+         "evidence": [{"file": e["file"], "quote": e["quote"]} for e in g["evidence"]]}
+        for g in c.parsed]}, ensure_ascii=False)
 
 
 async def _grade(p: Pipeline, file: str, code: dict[str, str], sem: asyncio.Semaphore,
