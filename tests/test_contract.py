@@ -293,6 +293,32 @@ def test_audit_threads_leave_the_paper_out_and_repairs_continue_them(tmp_path: P
                if h["meta"]["stage"] == "audit" and h["meta"].get("file") != "model.py")
 
 
+def test_a_second_round_repairs_from_the_current_code(tmp_path: Path) -> None:
+    """A file the audit already edited gets a new thread showing its current code (then the
+    latest grades), so the second repair's SEARCH lines are really in the file."""
+    unmet = json.dumps({"requirements": [
+        {"id": r, "verdict": "unmet", "evidence": [], "reason": "no momentum 0.9"}
+        for r in ("R1", "R2", "R3")]})
+    partial = ph.audit_answer("model.py", "partial", "self.momentum = 0.9")
+    again = ("model.py\n<<<<<<< SEARCH\n        self.momentum = 0.9  # paper: R3\n=======\n"
+             "        self.momentum = 0.9  # paper: R3\n        self.nesterov = False\n"
+             ">>>>>>> REPLACE\n")
+    model, opts, store = scripted(tmp_path, **{
+        "audit:model.py": [unmet, partial, ph.audit_answer("model.py", "met",
+                                                           "self.nesterov = False")],
+        "repair:model.py": [REPAIR, again]})
+    m = run_pipeline(opts.model_copy(update={"audit_rounds": 2}), model=model, store=store)
+    assert [(r["round"], r["repaired"]) for r in m.requirements["rounds"]] == [
+        (0, []), (1, ["model.py"]), (2, ["model.py"])]
+    assert m.requirements["met"] == 5
+    repairs = [h["messages"] for h in model.history
+               if h["meta"]["stage"] == "repair" and h["meta"].get("file") == "model.py"]
+    second = repairs[1]
+    assert "self.momentum = 0.9  # paper: R3" in second[1]["content"]  # the current code
+    assert second[2] == {"role": "assistant", "content": partial}  # the latest grades
+    assert len(second) == 4 and "self.nesterov" in (opts.out / "repo" / "model.py").read_text()
+
+
 def test_audit_rounds_zero_grades_without_repairing(tmp_path: Path) -> None:
     unmet = ph.audit_answer("model.py", "unmet")
     model, opts, store = scripted(tmp_path, **{"audit:model.py": unmet})

@@ -105,13 +105,17 @@ async def _repair(p: Pipeline, file: str, problems: list[dict[str, Any]], code: 
                   sem: asyncio.Semaphore, threads: dict[str, list[Message]],
                   changed: bool) -> str | None:
     """The repaired content of ``file``, or None when no usable edit came. The request
-    continues the file's audit thread (its code and the audit's answer, cached)."""
+    continues the file's audit thread (its code and the audit's answer, cached). A file the
+    audit edited before (a later round) gets a new thread showing its current code, followed
+    by the latest grades, so the edits copy lines that are really there."""
     by_id = p.contract.by_id()
     listed = [{**by_id[g["id"]].model_dump(), "verdict": g["verdict"], "reason": g["reason"]}
               for g in problems]
-    ask = p.render("repair", file=file, problems=listed, changed=changed)
-    msgs = (threads.get(file) or _opening(p, file, code)) + [
-        {"role": "user", "content": ask, "cache": True}]
+    ask = p.render("repair", file=file, problems=listed)
+    thread = threads.get(file)
+    if thread is None or changed:
+        thread = _opening(p, file, code) + (thread[-1:] if thread else [])
+    msgs = thread + [{"role": "user", "content": ask, "cache": True}]
 
     def check(c: Completion) -> str:
         edits = parse_edits(c.text)
