@@ -9,8 +9,10 @@
    as met.
 3. Cost: the recorded Transformer run (../shared/recordings/transformer-claude-3-7-sonnet)
    replayed with and without the contract (scripted extraction, audit and one repair round
-   for a third of the files), caches simulated as in bench/context_cost.py, priced for two
-   hosted models. Target: at most +35% input dollars.
+   for a third of the files), caches simulated as in bench/context_cost.py on the requests
+   the backends build from the messages the run really sent, priced for two hosted models.
+   Target: at most +35% input dollars. Printed per part (extraction, audit, repair, the
+   other stages), with the size of the code the audit has to read.
 4. PaperBench: each shared rubric's leaves per task category, and how the contract's
    categories line up.
 
@@ -143,6 +145,7 @@ def cost() -> bool:
 
     from papercoder.models.structured import loads_bounded
     from papercoder.pipeline.answers import extract_code
+    from papercoder.tokens import estimate_tokens
 
     rec = SHARED / "recordings" / "transformer-claude-3-7-sonnet"
     paper_path = SHARED / "papers" / "transformer" / "paper.tex"
@@ -197,19 +200,38 @@ def cost() -> bool:
         if m.status != "done":
             print(f"   replay failed: {m.error}")
             return False
-        results[name] = (dollars(simulate(model.history, "stable"),
-                                 m.totals["completion_tokens"]), m)
-    (a, _), (b, mb) = results["published method"], results["with the contract"]
-    print(f"   contract: {mb.requirements['total']} requirements, "
-          f"{mb.stages['requirements']['calls']} extraction call(s), "
-          f"{mb.stages['audit']['calls']} audit/repair calls "
+        # the requests the backends really build from the messages the run sent
+        sim = simulate(model.history, "stable")
+        for h, row in zip(model.history, sim["rows"], strict=True):
+            row["stage"] = h["meta"]["stage"]
+        results[name] = (dollars(sim, m.totals.completion_tokens), m, sim["rows"])
+    (a, _, rows_a), (b, mb, rows_b) = results["published method"], results["with the contract"]
+    n = {k: sum(1 for r in rows_b if r["stage"] == k) for k in ("requirements", "audit",
+                                                                 "repair")}
+    print(f"   contract: {mb.requirements['total']} requirements, {n['requirements']} "
+          f"extraction call(s), {n['audit']} audit calls, {n['repair']} repair calls "
           f"(rounds: {[(r['round'], r['met'], r['partial']) for r in mb.requirements['rounds']]})")
+    print("   added input dollars, as a share of the published method's; 'extraction' pays "
+          "the paper's first cache write, which planning then reads ('other stages')")
+    parts = {"extraction": ("requirements",), "audit": ("audit",), "repair": ("repair",)}
+    print(f"   {'':28} {'published':>10} {'contract':>10} {'added':>8}   "
+          + "  ".join(f"{k:>10}" for k in (*parts, "other stages")))
     ok = True
     for label, key in (("openai/gpt-4.1", "oa_in"), ("anthropic/claude-sonnet-4-6", "an_in")):
         added = (b[key] - a[key]) / a[key] * 100
         ok &= added <= 35
-        print(f"   {label:28} input ${a[key]:.4f} -> ${b[key]:.4f}  (+{added:.1f}%, target "
-              f"<= 35%)")
+        share = {k: dollars({"rows": [r for r in rows_b if r["stage"] in st]}, 0)[key]
+                 for k, st in parts.items()}
+        other = b[key] - a[key] - sum(share.values())
+        print(f"   {label:28} ${a[key]:>9.4f} ${b[key]:>9.4f} {added:>+7.1f}%   "
+              + "  ".join(f"{v / a[key] * 100:>+9.1f}%" for v in (*share.values(), other)))
+    code_tokens = sum(estimate_tokens(extract_code(script[f"coding:{f}"], f)) for f in files)
+    audit_rows = [r for r in rows_b if r["stage"] == "audit"]
+    print(f"   (target <= +35%; the code audited is {code_tokens} tokens; audit prompts "
+          f"{sum(r['prompt'] for r in audit_rows)} tokens, of which read from the cache "
+          f"{sum(r['oa_cached'] for r in audit_rows)} (OpenAI) / "
+          f"{sum(r['an_read'] for r in audit_rows)} (Anthropic); "
+          f"{sum(r['prompt'] for r in rows_a)} prompt tokens without the contract)")
     return ok
 
 

@@ -259,6 +259,66 @@ def test_missing_requirement_is_found_unmet_then_met_after_one_repair(tmp_path: 
         " · requirements: 5/5 met, 0 partial, 0 unmet"), last
 
 
+def test_audit_threads_leave_the_paper_out_and_repairs_continue_them(tmp_path: Path) -> None:
+    """The cost layout (bench/contract.py): an audit sends the file's requirements with their
+    quotes and its code, not the paper; the repair and the regrade continue that thread
+    (its cached start unchanged) and the regrade sends the diff, not the whole file again."""
+    unmet = json.dumps({"requirements": [
+        {"id": "R1", "verdict": "met", "evidence": [{"file": "model.py",
+                                                     "quote": "class Regressor:"}]},
+        {"id": "R2", "verdict": "met", "evidence": [{"file": "model.py",
+                                                     "quote": "def fit(self, xs, ys"}]},
+        {"id": "R3", "verdict": "unmet", "evidence": [], "reason": "no momentum 0.9"}]})
+    model, opts, store = scripted(tmp_path, **{"audit:model.py": [unmet, ph.audit_answer(
+        "model.py", "met", "self.momentum = 0.9")], "repair:model.py": REPAIR})
+    m = run_pipeline(opts, model=model, store=store)
+    assert m.requirements["met"] == 5
+    calls = [h["messages"] for h in model.history
+             if h["meta"]["stage"] in ("audit", "repair") and h["meta"].get("file") == "model.py"]
+    first, repair, regrade = calls
+    paper_line = "Momentum Averaged Linear Regression"
+    assert all(paper_line not in x["content"] for c in calls for x in c)
+    assert len(first) == 2 and first[1].get("cache") and ph.CODE["model.py"].strip() in \
+        first[1]["content"] and "R3" in first[1]["content"]
+    assert repair[:2] == first and repair[2]["role"] == "assistant" and \
+        repair[2]["content"] == unmet and repair[3]["role"] == "user"
+    assert "R3" in repair[3]["content"] and ph.CODE["model.py"].strip() not in \
+        repair[3]["content"]
+    assert regrade[:len(repair)] == repair and regrade[len(repair)]["content"] == REPAIR
+    again = regrade[-1]["content"]
+    assert "+        self.momentum = 0.9  # paper: R3" in again
+    assert "class Regressor:" not in again  # the diff, not the whole file
+    # other files' audits are threads of their own
+    assert all(len(h["messages"]) == 2 for h in model.history
+               if h["meta"]["stage"] == "audit" and h["meta"].get("file") != "model.py")
+
+
+def test_a_second_round_repairs_from_the_current_code(tmp_path: Path) -> None:
+    """A file the audit already edited gets a new thread showing its current code (then the
+    latest grades), so the second repair's SEARCH lines are really in the file."""
+    unmet = json.dumps({"requirements": [
+        {"id": r, "verdict": "unmet", "evidence": [], "reason": "no momentum 0.9"}
+        for r in ("R1", "R2", "R3")]})
+    partial = ph.audit_answer("model.py", "partial", "self.momentum = 0.9")
+    again = ("model.py\n<<<<<<< SEARCH\n        self.momentum = 0.9  # paper: R3\n=======\n"
+             "        self.momentum = 0.9  # paper: R3\n        self.nesterov = False\n"
+             ">>>>>>> REPLACE\n")
+    model, opts, store = scripted(tmp_path, **{
+        "audit:model.py": [unmet, partial, ph.audit_answer("model.py", "met",
+                                                           "self.nesterov = False")],
+        "repair:model.py": [REPAIR, again]})
+    m = run_pipeline(opts.model_copy(update={"audit_rounds": 2}), model=model, store=store)
+    assert [(r["round"], r["repaired"]) for r in m.requirements["rounds"]] == [
+        (0, []), (1, ["model.py"]), (2, ["model.py"])]
+    assert m.requirements["met"] == 5
+    repairs = [h["messages"] for h in model.history
+               if h["meta"]["stage"] == "repair" and h["meta"].get("file") == "model.py"]
+    second = repairs[1]
+    assert "self.momentum = 0.9  # paper: R3" in second[1]["content"]  # the current code
+    assert second[2] == {"role": "assistant", "content": partial}  # the latest grades
+    assert len(second) == 4 and "self.nesterov" in (opts.out / "repo" / "model.py").read_text()
+
+
 def test_audit_rounds_zero_grades_without_repairing(tmp_path: Path) -> None:
     unmet = ph.audit_answer("model.py", "unmet")
     model, opts, store = scripted(tmp_path, **{"audit:model.py": unmet})
@@ -368,6 +428,47 @@ def test_requirement_of_a_file_that_was_not_written_is_unmet(tmp_path: Path) -> 
 
 
 # -- eval --rubric auto -------------------------------------------------------------------------
+def verdict(v: str) -> str:
+    return json.dumps({"expectations": "The requirement in the code.",
+                       "reality": f"model.py: {v}.", "verdict": v})
+
+
+def test_eval_rubric_auto_counts_partial_as_half_and_weighs_categories_by_size(
+        tmp_path: Path) -> None:
+    """Through the CLI: the contract's leaves are graded met/partial/unmet (1, 0.5, 0) and a
+    category weighs as many requirements as it has."""
+    from tests import eval_helpers as eh
+
+    repo = eh.write_repo(tmp_path / "repo", eh.REAL_CODE)
+    reqs = [{"id": "R1", "category": "algorithm", "statement": "REQ-mom momentum update",
+             "quote": "The update is v_{t+1} = β v_t + ∇L(w_t)", "section": "1 Method"},
+            {"id": "R2", "category": "algorithm", "statement": "REQ-avg averaged iterate",
+             "quote": "with learning rate η = 0.05 and momentum β = 0.9", "section": "1"},
+            {"id": "R3", "category": "data", "statement": "REQ-data synthetic data",
+             "quote": "Synthetic data: 1000 points in 5 dimensions", "section": "2"}]
+    script = tmp_path / "judge.json"
+    script.write_text(json.dumps({"requirements": ph.requirements_answer(reqs), "rules":
+                                  eh.leaf_rules({"REQ-mom": verdict("partial"),
+                                                 "REQ-avg": verdict("unmet"),
+                                                 "REQ-data": verdict("met")})}))
+    code, output = run_cli("--db", str(tmp_path / "s.db"), "eval", str(repo), "--paper",
+                           str(eh.paper_file(tmp_path)), "--rubric", "auto", "-m",
+                           f"scripted:{script}", "--yes")
+    assert code == 0, output
+    tree = json.loads((repo / "eval" / "rubric-scripted_judge.json" / "tree.json").read_text())
+    cats = {n["id"]: n for n in tree["sub_tasks"]}
+    leaves = {x["id"]: x["score"] for n in tree["sub_tasks"] for x in n["sub_tasks"]}
+    assert leaves == {"R1": 0.5, "R2": 0.0, "R3": 1.0}
+    assert "Verdict: partial" in cats["algorithm"]["sub_tasks"][0]["explanation"]
+    # algorithm: (0.5 + 0) / 2 with weight 2; data: 1 with weight 1 -> (2 * 0.25 + 1) / 3
+    assert (cats["algorithm"]["weight"], cats["algorithm"]["score"]) == (2, 0.25)
+    assert (cats["data"]["weight"], cats["data"]["score"]) == (1, 1.0)
+    assert abs(tree["score"] - 0.5) < 1e-9  # equal category weights would give 0.625
+    summary = json.loads((repo / "eval" / "rubric-scripted_judge.json" / "summary.json")
+                         .read_text())
+    assert abs(summary["score"] - 0.5) < 1e-9 and summary["invalid_leaves"] == 0
+
+
 def test_eval_rubric_auto_grades_any_repository_against_the_contract(tmp_path: Path) -> None:
     from tests import eval_helpers as eh
 
@@ -379,7 +480,8 @@ def test_eval_rubric_auto_grades_any_repository_against_the_contract(tmp_path: P
             {"id": "R3", "category": "data", "statement": "REQ-data synthetic data",
              "quote": "Synthetic data: 1000 points in 5 dimensions", "section": "2"},
             FABRICATED]
-    rules = eh.leaf_rules({"REQ-mom": 1, "REQ-avg": 0, "REQ-data": 1})
+    rules = eh.leaf_rules({"REQ-mom": verdict("met"), "REQ-avg": verdict("unmet"),
+                           "REQ-data": verdict("met")})
     judge = ScriptedModel({"requirements": ph.requirements_answer(reqs), "rules": rules})
     store = Store(tmp_path / "s.db")
     s = eh.run_eval(repo, judge, store, tmp_path, rubric=Path("auto"))

@@ -20,7 +20,7 @@ from papercoder.crosscheck import unresolved_imports
 from papercoder.edits import apply_to, parse_edits, unified_diff
 from papercoder.errors import ContextOverflowError, FormatError, ModelOutputError
 from papercoder.filecheck import check_file, lang_of
-from papercoder.models.base import Completion
+from papercoder.models.base import Completion, Message
 from papercoder.outdir.workspace import artifact_name
 from papercoder.requirements.schema import CATEGORIES, Contract
 from papercoder.requirements.stage import for_file
@@ -48,13 +48,42 @@ def fingerprint(code: Mapping[str, str], contract: Contract, mapping: Mapping[st
     return h.hexdigest()[:20]
 
 
-async def _grade(p: Pipeline, file: str, code: dict[str, str],
-                 sem: asyncio.Semaphore) -> list[dict[str, Any]]:
+def _opening(p: Pipeline, file: str, code: Mapping[str, str]) -> list[Message]:
+    """The start of ``file``'s audit thread: the system prompt, then the file's requirements
+    (each with the paper's sentence that grounds it) and its code, as one cached message.
+
+    The paper itself is not sent: the quotes ground each requirement in it, and the whole
+    paper would make every audit and repair call pay for it again (bench/contract.py)."""
     reqs = for_file(p, file)
-    ids = [r["id"] for r in reqs]
     prompt = p.render("audit", file=file, requirements=reqs, code=code[file],
                       lang=_lang(file), others=[f for f in code if f != file])
-    msgs = p.prefix() + [{"role": "user", "content": prompt}]
+    return [{"role": "system", "content": p.render("system")},
+            {"role": "user", "content": prompt, "cache": True}]
+
+
+def _answer_text(c: Completion) -> str:
+    """The audit's answer as the thread carries it on: the model's text, or (a backend that
+    gave none) the checked grades in the answer's format."""
+    if c.text.strip():
+        return c.text
+    return json.dumps({"requirements": [
+        {"id": g["id"], "verdict": g["verdict"], "reason": g["reason"],
+         "evidence": [{"file": e["file"], "quote": e["quote"]} for e in g["evidence"]]}
+        for g in c.parsed]}, ensure_ascii=False)
+
+
+async def _grade(p: Pipeline, file: str, code: dict[str, str], sem: asyncio.Semaphore,
+                 threads: dict[str, list[Message]], diff: str | None = None
+                 ) -> list[dict[str, Any]]:
+    """Grade ``file``'s requirements. The first grade opens the file's thread; a regrade
+    after a repair continues it with the diff of the edits (the file is not sent again, so
+    the thread's cached start is read instead of paid anew)."""
+    ids = [r["id"] for r in for_file(p, file)]
+    if diff is None or file not in threads:
+        msgs = _opening(p, file, code)
+    else:
+        msgs = threads[file] + [{"role": "user", "content": p.render(
+            "audit_again", file=file, diff=diff, ids=ids)}]
 
     def check(c: Completion) -> list[dict[str, Any]]:
         return check_grades(c.parsed, ids, file, code)
@@ -64,20 +93,29 @@ async def _grade(p: Pipeline, file: str, code: dict[str, str],
             c = await p.call(msgs, stage="audit", file=file, schema=AuditAnswer, check=check)
         except (ModelOutputError, ContextOverflowError) as e:
             p.warn(f"the audit of {file} failed ({e}); its requirements stay ungraded")
+            threads.pop(file, None)
             return [{"id": i, "verdict": "ungraded", "reason": f"the audit failed: {e}",
                      "evidence": [], "file": file} for i in ids]
+    threads[file] = msgs + [{"role": "assistant", "content": _answer_text(c)}]
     p.progress.advance(file)
     return [{**g, "file": file} for g in c.parsed]
 
 
 async def _repair(p: Pipeline, file: str, problems: list[dict[str, Any]], code: dict[str, str],
-                  sem: asyncio.Semaphore) -> str | None:
-    """The repaired content of ``file``, or None when no usable edit came."""
+                  sem: asyncio.Semaphore, threads: dict[str, list[Message]],
+                  changed: bool) -> str | None:
+    """The repaired content of ``file``, or None when no usable edit came. The request
+    continues the file's audit thread (its code and the audit's answer, cached). A file the
+    audit edited before (a later round) gets a new thread showing its current code, followed
+    by the latest grades, so the edits copy lines that are really there."""
     by_id = p.contract.by_id()
     listed = [{**by_id[g["id"]].model_dump(), "verdict": g["verdict"], "reason": g["reason"]}
               for g in problems]
-    prompt = p.render("repair", file=file, problems=listed, code=code[file], lang=_lang(file))
-    msgs = p.prefix() + [{"role": "user", "content": prompt}]
+    ask = p.render("repair", file=file, problems=listed)
+    thread = threads.get(file)
+    if thread is None or changed:
+        thread = _opening(p, file, code) + (thread[-1:] if thread else [])
+    msgs = thread + [{"role": "user", "content": ask, "cache": True}]
 
     def check(c: Completion) -> str:
         edits = parse_edits(c.text)
@@ -96,6 +134,7 @@ async def _repair(p: Pipeline, file: str, problems: list[dict[str, Any]], code: 
         except (ModelOutputError, ContextOverflowError) as e:
             p.warn(f"the audit's repair of {file} failed ({e}); the file is kept as it was")
             return None
+    threads[file] = msgs + [{"role": "assistant", "content": c.text}]
     return str(c.parsed)
 
 
@@ -142,8 +181,10 @@ async def run(p: Pipeline) -> None:
         return
     p.progress.stage("audit", len(files))
     sem = asyncio.Semaphore(p.opts.concurrency)
-    per_file = dict(zip(files, await asyncio.gather(*(_grade(p, f, code, sem)
+    threads: dict[str, list[Message]] = {}
+    per_file = dict(zip(files, await asyncio.gather(*(_grade(p, f, code, sem, threads)
                                                        for f in files)), strict=True))
+    edited: set[str] = set()
     grades = _combine(per_file)
     rounds: list[dict[str, Any]] = [{"round": 0, **_counts(grades), "repaired": []}]
     for rnd in range(1, rounds_max + 1):
@@ -153,15 +194,19 @@ async def run(p: Pipeline) -> None:
         if not todo:
             break
         p.progress.stage(f"audit round {rnd}", 2 * len(todo))
-        new = await asyncio.gather(*(_repair(p, f, gs, code, sem) for f, gs in todo.items()))
+        new = await asyncio.gather(*(_repair(p, f, gs, code, sem, threads, f in edited)
+                                     for f, gs in todo.items()))
         changed = {f: c for f, c in zip(todo, new, strict=True) if c is not None and c != code[f]}
+        diffs: dict[str, str] = {}
         for f, content in changed.items():
-            p.ws.write_artifact(f"audit/round-{rnd}/{artifact_name(f)}.diff",
-                                unified_diff({f: code[f]}, {f: content}))
+            diffs[f] = unified_diff({f: code[f]}, {f: content})
+            p.ws.write_artifact(f"audit/round-{rnd}/{artifact_name(f)}.diff", diffs[f])
             p.ws.write_repo_file(f, content)
             code[f] = content
             m.files.setdefault(f, {})["bytes"] = len(content.encode())
-        regraded = await asyncio.gather(*(_grade(p, f, code, sem) for f in changed))
+        edited |= set(changed)
+        regraded = await asyncio.gather(*(_grade(p, f, code, sem, threads, diffs[f])
+                                          for f in changed))
         per_file.update(dict(zip(changed, regraded, strict=True)))
         grades = _combine(per_file)
         rounds.append({"round": rnd, **_counts(grades), "repaired": sorted(changed)})

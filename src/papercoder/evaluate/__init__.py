@@ -294,7 +294,8 @@ async def _rubric(t: Target, paper: Paper, caller: Caller, options: EvalOptions,
                 log_note = f"from {source}" + (f"; {cut}" if cut else "")
         tree_budget = max(200, min(8000, window // 8))
         grader = Grader(caller, prefix, files, budget, tree_budget, log, log_note,
-                        concurrency=options.concurrency, repairs=options.repairs)
+                        concurrency=options.concurrency, repairs=options.repairs,
+                        partial=auto.is_auto(options.rubric))
         jobs = [LeafJob(c, needs_log=(c.leaf.task_category or CODE_DEV) != CODE_DEV)
                 for c in ctxs]
         tree_tokens = min(sum(estimate_tokens(f.path) + 6 for f in files), tree_budget)

@@ -1,4 +1,5 @@
-"""Rubric mode: grade every leaf 0/1 with the judge, concurrently.
+"""Rubric mode: grade every leaf 0/1 with the judge, concurrently (the paper contract's
+leaves, ``--rubric auto``: met/partial/unmet, scoring 1, 0.5, 0).
 
 Per leaf: the judge ranks the repository's file tree for the requirement; the top
 ``TOP_FILES`` known paths (each already capped at 200 kB) are fitted to the window; the judge
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -64,6 +65,29 @@ class LeafGrade(BaseModel):
         return v
 
 
+class LeafVerdict(BaseModel):
+    """A leaf of the paper contract (``--rubric auto``), graded met, partial or unmet as the
+    audit grades a requirement; ``partial`` counts half."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    expectations: str
+    """What the submission would contain if the requirement were met."""
+    reality: str
+    """What the submission actually contains, citing files and functions."""
+    verdict: Literal["met", "partial", "unmet"]
+    """met: implemented as the paper says; partial: part of it, or a detail deviates;
+    unmet: missing or wrong."""
+
+    @field_validator("verdict", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
+
+
+VERDICT_SCORE = {"met": 1.0, "partial": 0.5, "unmet": 0.0}
+
+
 @dataclass
 class LeafJob:
     ctx: LeafContext
@@ -84,6 +108,9 @@ class Grader:
     concurrency: int = 4
     repairs: int = 2
     on_done: Callable[[], None] | None = None
+    partial: bool = False
+    """Grade leaves met/partial/unmet (1, 0.5, 0) instead of 0/1: the paper contract's
+    leaves (``--rubric auto``), as in the run's audit."""
 
     def _tree(self, requirement: str) -> tuple[str, list[F.RepoFile]]:
         """The file tree for the ranking prompt, in path order; when too long, the files
@@ -148,18 +175,24 @@ class Grader:
                         category=leaf.task_category or CODE_DEV,
                         category_note=CATEGORY_NOTES.get(leaf.task_category or CODE_DEV, ""),
                         log=log_text, log_note=self.log_note if job.needs_log else None,
-                        left_out=left_note, code=F.render(shown) or "(no files)")
+                        left_out=left_note, code=F.render(shown) or "(no files)",
+                        partial=self.partial)
+        schema: type[LeafGrade] | type[LeafVerdict] = LeafVerdict if self.partial else LeafGrade
         try:
             c = await self.caller.call(self.prefix + [{"role": "user", "content": prompt}],
-                                       stage="eval", file=leaf.id, schema=LeafGrade,
+                                       stage="eval", file=leaf.id, schema=schema,
                                        repairs=self.repairs)
         except JUDGE_FAILURES as e:
             leaf.score, leaf.valid = 0.0, False
             leaf.explanation = f"Grading failed: {e}"
             return
-        g = c.parsed if isinstance(c.parsed, LeafGrade) else LeafGrade.model_validate(c.parsed)
-        leaf.score, leaf.valid = float(g.score), True
-        leaf.explanation = f"Expectations: {g.expectations}\n\nReality: {g.reality}"
+        g = c.parsed if isinstance(c.parsed, schema) else schema.model_validate(c.parsed)
+        if isinstance(g, LeafVerdict):
+            leaf.score, verdict = VERDICT_SCORE[g.verdict], f"Verdict: {g.verdict}\n\n"
+        else:
+            leaf.score, verdict = float(g.score), ""
+        leaf.valid = True
+        leaf.explanation = f"{verdict}Expectations: {g.expectations}\n\nReality: {g.reality}"
         extra = [n for n in (note, ("left out: " + left_note) if left_note else None) if n]
         if extra:
             leaf.explanation += "\n\n(" + "; ".join(extra) + ")"

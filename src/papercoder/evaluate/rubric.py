@@ -7,7 +7,8 @@ Semantics (PaperBench's, re-implemented):
 * Code-Dev grading keeps only Code Development leaves, with their original weights, and
   drops inner nodes left without children; when nothing is left, the whole task becomes one
   Code Development leaf;
-* a leaf scores 0 or 1; an inner node scores the weighted mean of its children, and 0 when
+* a leaf scores 0 or 1 (the paper contract's leaves, ``--rubric auto``: 1, 0.5 or 0 for
+  met, partial, unmet); an inner node scores the weighted mean of its children, and 0 when
   their weights sum to 0; the paper's score is the root's.
 """
 
