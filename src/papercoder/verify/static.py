@@ -21,7 +21,7 @@ from pyflakes import messages as pyflakes_messages
 from papercoder import yamlsafe
 from papercoder.pyparse import parse_python
 from papercoder.verify.localimports import check_local_imports
-from papercoder.verify.requirements import decode_text, missing_requirements
+from papercoder.verify.requirements import Installed, decode_text, missing_requirements
 
 Finding = dict[str, Any]
 
@@ -538,9 +538,11 @@ def check_reproduce(code: Mapping[str, str], smoke_commands: list[str]) -> list[
 
 
 def run_static(code: Mapping[str, str], smoke_commands: list[str] | None = None, *,
-               reproduce: bool = True) -> list[Finding]:
+               reproduce: bool = True, installed: Installed | None = None) -> list[Finding]:
     """All static checks over ``code`` (repository path -> text). ``reproduce`` checks
-    papercoder's own contract (reproduce.sh, --smoke); off for other repositories."""
+    papercoder's own contract (reproduce.sh, --smoke); off for other repositories.
+    ``installed``: what verify's venv holds (``EnvManager.installed_packages``), so the
+    requirement check counts dependencies from what really got installed."""
     findings, trees = check_syntax(code)
     findings += check_pyflakes(trees)
     parsed = {f: s for f, s in code.items() if f in trees or not f.endswith(".py")}
@@ -550,7 +552,7 @@ def run_static(code: Mapping[str, str], smoke_commands: list[str] | None = None,
                                 f"imports {names} from {p.module_file}, which does not "
                                 f"define {'it' if len(p.missing) == 1 else 'them'}"
                                 + (f" (not certain: {p.why})" if p.why else ""), p.certain))
-    findings += missing_requirements(parsed)
+    findings += missing_requirements(parsed, installed=installed)
     findings += check_config(code, trees)
     if reproduce:
         findings += check_reproduce(code, smoke_commands or [])
