@@ -322,3 +322,78 @@ def test_the_env_manager_reads_its_own_venv(tmp_path: Path) -> None:
     code = {"requirements.txt": "git+https://example.org/zz.git\nzz-installed\n",
             "m.py": "import zzinstalled\n"}
     assert missing_requirements(code, installed=inst) == []
+
+
+# -- Hydra config groups ------------------------------------------------------------------------
+def _hydra_repo() -> dict[str, str]:
+    return {
+        "requirements.txt": "hydra-core\n",
+        "src/train.py": (
+            "import hydra\nfrom omegaconf import DictConfig\n\n\n"
+            "@hydra.main(version_base=None, config_path='../conf', config_name='config')\n"
+            "def main(cfg: DictConfig) -> None:\n"
+            "    print(cfg.lr, cfg['seed'], cfg.model.width, cfg.model.depth)\n"
+            "    print(cfg.loss.beta, cfg.loss.name, cfg.max_steps, cfg.data.path)\n"
+            "    print(cfg.get('anything'), cfg.model.items(), cfg.hydra.run)\n"
+            "    cfg.extra = 1\n"
+            "    print(cfg.extra)\n"
+            "    if 'probe' in cfg:\n"
+            "        print(cfg.probe)\n"
+            "    print(cfg.data.name.lower())\n"
+            "    print(cfg.model.widht)\n"
+            "    print(cfg.optim.lr)\n\n\n"
+            "if __name__ == '__main__':\n    main()\n"),
+        "conf/config.yaml": ("defaults:\n  - _self_\n  - model: small\n  - loss: sft\n"
+                             "  - trainer: basic\n\nlr: 0.001\nseed: 0\ndata:\n  path: ???\n"
+                             "  name: toy\n"),
+        "conf/model/small.yaml": "width: 64\n",
+        "conf/model/large.yaml": "width: 1024\ndepth: 24\n",
+        "conf/loss/sft.yaml": "name: sft\n",
+        "conf/loss/dpo.yaml": "name: dpo\nbeta: 0.1\n",
+        "conf/trainer/basic.yaml": "# @package _global_\nmax_steps: 10\n",
+    }
+
+
+def test_hydra_groups_judge_reads_certainly_when_everything_resolves() -> None:
+    """Keys of the primary config, of every option of each selected group (model.depth is
+    only in large.yaml, loss.beta only in dpo.yaml) and of a ``_global_`` package exist;
+    runtime-assigned, probed, generic and ``hydra.*`` reads are left alone; the typo
+    ``model.widht`` and the absent ``optim.lr`` are certain."""
+    found = [f for f in run_static(_hydra_repo(), reproduce=False) if f["check"] == "config"]
+    assert [(f["file"], f["line"], f["certain"]) for f in found] == [
+        ("src/train.py", 15, True), ("src/train.py", 16, True)], found
+    assert "'model.widht'" in found[0]["message"] and "conf/config.yaml" in found[0]["message"]
+    assert "'optim.lr'" in found[1]["message"]
+
+
+def test_hydra_reads_are_notes_when_the_composition_is_not_fully_known() -> None:
+    code = _hydra_repo()
+    code["run.sh"] = "python src/train.py +optim.lr=0.1 loss=dpo\n"  # adds a key
+    found = [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
+    assert len(found) == 2 and not any(f["certain"] for f in found)
+    assert "run.sh:1" in found[0]["message"]
+    code = _hydra_repo()
+    code["conf/config.yaml"] = code["conf/config.yaml"].replace("model: small",
+                                                                "model: tiny")  # no such file
+    code["conf/optim/adam.yaml"] = "lr: 0.1\n"  # a group the defaults do not select
+    found = [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
+    assert [f["certain"] for f in found] == [False, False]
+    assert "model/tiny.yaml does not exist" in found[0]["message"]
+    code = _hydra_repo()  # a read guarded by try: a note
+    code["src/train.py"] = code["src/train.py"].replace(
+        "    print(cfg.optim.lr)\n", "    try:\n        print(cfg.optim.lr)\n"
+        "    except Exception:\n        pass\n")
+    found = [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
+    assert [f["certain"] for f in found] == [True, False]
+    assert "guarded" in found[1]["message"]
+
+
+def test_hydra_without_a_repository_config_file_is_not_judged() -> None:
+    code = _hydra_repo()
+    code["src/train.py"] = code["src/train.py"].replace("config_path='../conf'",
+                                                        "config_path=None")
+    assert not [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
+    code = _hydra_repo()
+    code["src/train.py"] = code["src/train.py"].replace("    cfg.extra = 1\n",
+                                                        "    cfg = fix(cfg)\n")
+    assert not [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
