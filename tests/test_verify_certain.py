@@ -397,3 +397,13 @@ def test_hydra_without_a_repository_config_file_is_not_judged() -> None:
     code["src/train.py"] = code["src/train.py"].replace("    cfg.extra = 1\n",
                                                         "    cfg = fix(cfg)\n")
     assert not [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
+
+
+def test_a_conda_environment_under_another_name_is_a_declaration() -> None:
+    """mdlm ships its environment as requirements.yaml: not 'no requirements at all'."""
+    code = {"requirements.yaml": "name: x\nchannels:\n  - pytorch\ndependencies:\n"
+                                 "  - python=3.9\n  - pip:\n      - einops==0.7.0\n",
+            "m.py": "import einops\nimport jax\n"}
+    found = _req(code)  # conda packages' dependencies are not known here: a note
+    assert [(f["line"], f["certain"]) for f in found] == [(2, False)]
+    assert "add jax" in found[0]["message"] and "no requirements" not in found[0]["message"]

@@ -359,6 +359,8 @@ class Requirements:
     sources: list[str] = field(default_factory=list)
 
 
+_CONDA_ENV = re.compile(r"^dependencies:\s*$", re.MULTILINE)
+_CONDA_ENV_HEAD = re.compile(r"^(channels|name):", re.MULTILINE)
 _EGG = re.compile(r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
 _CONDA_LINE = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]*)=[^=\s]+(=[^=\s]+)?$")
 _URL = re.compile(r"^(git|hg|svn|bzr)\+|^[a-z]+://|^file:|^\.{0,2}/|\.(whl|zip|tar\.gz|tgz)$",
@@ -464,7 +466,9 @@ def _literal_strings(node: ast.AST) -> list[str]:
 def declared_requirements(code: Mapping[str, str]) -> tuple[Requirements, bool]:
     """Every dependency declaration of the repository: requirements*.txt files (any folder),
     setup.py ``install_requires``, pyproject ``[project] dependencies``, setup.cfg and
-    environment.yml; and whether there is any declaration at all."""
+    conda environment files (environment.yml, or any YAML file with ``name:``/``channels:``
+    and ``dependencies:``, such as a ``requirements.yaml``); and whether there is any
+    declaration at all."""
     req = Requirements()
     found = False
     for f in sorted(code):
@@ -511,7 +515,9 @@ def declared_requirements(code: Mapping[str, str]) -> tuple[Requirements, bool]:
             m = re.search(r"install_requires\s*=\s*\n((?:[ \t]+\S.*\n?)+)", code[f])
             for v in (m.group(1).splitlines() if m else []):
                 parse_requirements(v.strip(), f, req)
-        elif base in ("environment.yml", "environment.yaml", "env.yml", "conda.yaml"):
+        elif base in ("environment.yml", "environment.yaml", "env.yml", "conda.yaml") or (
+                base.endswith((".yml", ".yaml")) and _CONDA_ENV.search(code[f]) and
+                _CONDA_ENV_HEAD.search(code[f])):  # a conda environment by another name
             found = True
             try:
                 data = yamlsafe.load(code[f])

@@ -564,7 +564,7 @@ def _hydra_config(code: Mapping[str, str], py_file: str, config_path: str | None
         [(key, option)] = entry.items()
         key = str(key)
         optional = key.startswith("optional ")
-        key = key.removeprefix("optional ").strip()
+        key = key.removeprefix("optional ").strip().lstrip("/")
         if key.startswith("override ") or "@" in key or not re.fullmatch(r"[\w/-]+", key):
             why.append(f"the defaults entry {key!r} is not modelled")
             continue
