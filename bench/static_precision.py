@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from papercoder.verify.static import read_repo, run_static
+from papercoder.verify.static import hydra_reach, read_repo, run_static
 
 
 def main(argv: list[str]) -> int:
@@ -29,6 +29,7 @@ def main(argv: list[str]) -> int:
     certain: Counter[str] = Counter()
     notes: Counter[str] = Counter()
     files = lines = 0
+    hydra: Counter[str] = Counter()
     t0 = time.perf_counter()
     for d in dirs:
         if not d.is_dir():
@@ -39,6 +40,7 @@ def main(argv: list[str]) -> int:
         files += len(py)
         lines += sum(code[f].count("\n") for f in py)
         found = run_static(code, reproduce=False)
+        hydra.update(hydra_reach(code))
         for f in found:
             (certain if f["certain"] else notes)[f["check"]] += 1
             if as_json:
@@ -51,6 +53,11 @@ def main(argv: list[str]) -> int:
     print(f"{'check':<14}{'certain':>9}{'notes':>8}")
     for check in sorted(set(certain) | set(notes)):
         print(f"{check:<14}{certain[check]:>9}{notes[check]:>8}")
+    if hydra["functions"]:
+        print(f"Hydra: {hydra['functions']} @hydra.main function(s), {hydra['config_found']} "
+              f"with their config folder in the repository, {hydra['fully_modelled']} with "
+              f"the composition fully modelled (certain findings possible); "
+              f"{hydra['reads']} key path(s) read from their argument")
     return 0
 
 

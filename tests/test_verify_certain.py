@@ -347,7 +347,7 @@ def _hydra_repo() -> dict[str, str]:
                              "  - trainer: basic\n\nlr: 0.001\nseed: 0\ndata:\n  path: ???\n"
                              "  name: toy\n"),
         "conf/model/small.yaml": "width: 64\n",
-        "conf/model/large.yaml": "width: 1024\ndepth: 24\n",
+        "conf/model/large.yaml": "defaults:\n  - small\n  - _self_\nwidth: 1024\ndepth: 24\n",
         "conf/loss/sft.yaml": "name: sft\n",
         "conf/loss/dpo.yaml": "name: dpo\nbeta: 0.1\n",
         "conf/trainer/basic.yaml": "# @package _global_\nmax_steps: 10\n",
@@ -379,6 +379,11 @@ def test_hydra_reads_are_notes_when_the_composition_is_not_fully_known() -> None
     found = [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
     assert [f["certain"] for f in found] == [False, False]
     assert "model/tiny.yaml does not exist" in found[0]["message"]
+    code = _hydra_repo()  # an option whose own defaults reach into another group
+    code["conf/model/large.yaml"] = "defaults:\n  - /optim: adam\ndepth: 24\n"
+    found = [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
+    assert [f["certain"] for f in found] == [False, False]
+    assert "conf/model/large.yaml is not modelled" in found[0]["message"]
     code = _hydra_repo()  # a read guarded by try: a note
     code["src/train.py"] = code["src/train.py"].replace(
         "    print(cfg.optim.lr)\n", "    try:\n        print(cfg.optim.lr)\n"

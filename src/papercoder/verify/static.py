@@ -579,10 +579,19 @@ def _hydra_config(code: Mapping[str, str], py_file: str, config_path: str | None
             header = _PACKAGE.search("\n".join(
                 ln for ln in code[opt_file].splitlines()[:20] if ln.lstrip().startswith("#")))
             package = header.group(1) if header else "_group_"
-            if bad is not None or (isinstance(sub, dict) and "defaults" in sub) or \
-                    package not in ("_group_", "_global_"):
+            own = sub.get("defaults") if isinstance(sub, dict) else None
+            siblings = {o.rsplit("/", 1)[-1].rsplit(".", 1)[0] for o in groups.get(key, [])}
+            # an option's own defaults naming other options of its group add no key the
+            # union of the group's options lacks
+            plain = own is None or (isinstance(own, list) and all(
+                isinstance(e, str) and (e == "_self_" or e.removesuffix(".yaml") in siblings)
+                for e in own))
+            if isinstance(sub, dict) and own is not None:
+                sub = {k: v for k, v in sub.items() if k != "defaults"}
+            if bad is not None or not plain or package not in ("_group_", "_global_"):
                 why.append(f"{opt_file} is not modelled (own defaults, package or syntax)")
-                continue
+                if bad is not None or package not in ("_group_", "_global_"):
+                    continue  # (its own keys still count: fewer notes)
             at = () if package == "_global_" else tuple(key.split("/"))
             _doc_paths(sub if sub is not None else {}, at, known, leaves)
         if not groups.get(key):
@@ -625,6 +634,25 @@ def _read_path(node: ast.AST, var: str) -> tuple[str, ...] | None:
             parts = parts[:i]
             break
     return tuple(parts) or None
+
+
+def hydra_reach(code: Mapping[str, str]) -> dict[str, int]:
+    """How far the Hydra judgement reaches in a repository (for bench/static_precision.py):
+    ``@hydra.main`` functions, those whose config folder is in the repository, those whose
+    composition is fully modelled, and the distinct key paths read from their argument."""
+    _, trees = check_syntax(code)
+    out = {"functions": 0, "config_found": 0, "fully_modelled": 0, "reads": 0}
+    for f, fn, config_path, config_name in _hydra_mains(trees):
+        out["functions"] += 1
+        hc = _hydra_config(code, f, config_path, config_name)
+        args = [a.arg for a in fn.args.posonlyargs + fn.args.args]
+        if hc is None or len(args) != 1:
+            continue
+        out["config_found"] += 1
+        out["fully_modelled"] += hc.sure
+        out["reads"] += len({p for n in ast.walk(fn) if isinstance(n, (
+            ast.Attribute, ast.Subscript)) and (p := _read_path(n, args[0]))})
+    return out
 
 
 def _hydra_reads(code: Mapping[str, str], trees: Mapping[str, ast.Module],
