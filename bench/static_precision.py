@@ -5,7 +5,9 @@
 Each DIR is a repository folder (fetched for measuring; never committed). ``--show`` prints
 every certain finding (to judge by hand), ``--json`` every finding as JSON Lines. The checks
 are those `papercoder verify PATH` runs on any repository (papercoder's own reproduce.sh
-contract is left out).
+contract is left out). A last line says how far the Hydra config judgement reaches:
+``@hydra.main`` functions, how many have their config folder in the repository and a fully
+modelled composition (only those can give certain config findings), and the key paths read.
 """
 
 from __future__ import annotations
