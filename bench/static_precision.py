@@ -5,7 +5,9 @@
 Each DIR is a repository folder (fetched for measuring; never committed). ``--show`` prints
 every certain finding (to judge by hand), ``--json`` every finding as JSON Lines. The checks
 are those `papercoder verify PATH` runs on any repository (papercoder's own reproduce.sh
-contract is left out).
+contract is left out). A last line says how far the Hydra config judgement reaches:
+``@hydra.main`` functions, how many have their config folder in the repository and a fully
+modelled composition (only those can give certain config findings), and the key paths read.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from papercoder.verify.static import read_repo, run_static
+from papercoder.verify.static import hydra_reach, read_repo, run_static
 
 
 def main(argv: list[str]) -> int:
@@ -29,6 +31,7 @@ def main(argv: list[str]) -> int:
     certain: Counter[str] = Counter()
     notes: Counter[str] = Counter()
     files = lines = 0
+    hydra: Counter[str] = Counter()
     t0 = time.perf_counter()
     for d in dirs:
         if not d.is_dir():
@@ -39,6 +42,7 @@ def main(argv: list[str]) -> int:
         files += len(py)
         lines += sum(code[f].count("\n") for f in py)
         found = run_static(code, reproduce=False)
+        hydra.update(hydra_reach(code))
         for f in found:
             (certain if f["certain"] else notes)[f["check"]] += 1
             if as_json:
@@ -51,6 +55,11 @@ def main(argv: list[str]) -> int:
     print(f"{'check':<14}{'certain':>9}{'notes':>8}")
     for check in sorted(set(certain) | set(notes)):
         print(f"{check:<14}{certain[check]:>9}{notes[check]:>8}")
+    if hydra["functions"]:
+        print(f"Hydra: {hydra['functions']} @hydra.main function(s), {hydra['config_found']} "
+              f"with their config folder in the repository, {hydra['fully_modelled']} with "
+              f"the composition fully modelled (certain findings possible); "
+              f"{hydra['reads']} key path(s) read from their argument")
     return 0
 
 

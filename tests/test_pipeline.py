@@ -435,3 +435,29 @@ def test_a_config_of_plan_fragments_is_sent_back_and_pip_is_no_requirement(
     assert len(calls) == 2 and "not a config.yaml" in calls[1]["messages"][-1]["content"]
     assert "task_list" not in (opts.out / "repo" / "config.yaml").read_text()
     assert load(opts.out).packages == ["numpy>=1.24"]
+
+
+def test_crosscheck_follows_star_reexports_and_submodules() -> None:
+    """The pipeline's warnings use verify's resolution: a name re-exported by ``from .base
+    import *`` and a submodule of a package are provided; a real typo is still reported."""
+    from papercoder.crosscheck import unresolved_imports
+
+    code = {"models/__init__.py": "from .base import *\nfrom .vae import VAE\n",
+            "models/base.py": "__all__ = ['BaseVAE']\nclass BaseVAE:\n    pass\n"
+                              "class _Hidden:\n    pass\n",
+            "models/vae.py": "from .base import BaseVAE\nclass VAE(BaseVAE):\n    pass\n",
+            "models/ddpm.py": "X = 1\n",
+            "main.py": "from models import BaseVAE, VAE\nfrom models import ddpm\n"
+                       "from models import _Hidden\nfrom models.vae import VAE as V2, VEA\n"}
+    assert unresolved_imports(code) == [
+        "main.py imports _Hidden from models/__init__.py, which does not define it",
+        "main.py imports VEA from models/vae.py, which does not define it"]
+
+
+def test_crosscheck_star_chain_of_any_length_is_no_crash() -> None:
+    from papercoder.crosscheck import unresolved_imports
+
+    code = {f"m{i}.py": f"from m{i + 1} import *\n" for i in range(400)}
+    code["m400.py"] = "A = 1\n"
+    code["main.py"] = "from m0 import A, B\n"
+    assert unresolved_imports(code) == []  # too long a chain to know: no certain problem

@@ -233,3 +233,182 @@ def test_verify_execute_on_any_repository_checks_apis_and_runs_a_copy(
         p.name for p in repo.iterdir()) == ["requirements.txt", "train.py"]
     work = [p for p in tmp_path.iterdir() if p.name.startswith("papercoder-verify-")]
     assert len(work) == 1 and (work[0] / "repo" / "train.py").is_file()
+
+
+# -- requirements against what verify's venv really installed ---------------------------------
+def _dist(site: Path, name: str, version: str, requires: list[str], modules: list[str]) -> None:
+    d = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    d.mkdir(parents=True)
+    (d / "METADATA").write_text("Metadata-Version: 2.1\n" f"Name: {name}\nVersion: {version}\n"
+                                + "".join(f"Requires-Dist: {r}\n" for r in requires)
+                                + "\nlong description\nRequires-Dist: not-a-header\n")
+    (d / "RECORD").write_text("".join(f"{m}/__init__.py,sha256=x,1\n" for m in modules)
+                              + f"{d.name}/METADATA,,\n")
+
+
+def test_dependencies_come_from_the_venvs_metadata_when_there_is_one(tmp_path: Path) -> None:
+    """Without a venv the dependencies of an unknown requirement are unknown: a note. With
+    the venv, its METADATA says what the requirement brought in (extras included), so the
+    import it covers is no finding and the one it does not cover is certain."""
+    site = tmp_path / "site-packages"
+    _dist(site, "zz-research-kit", "1.0", ["zz-tensor (>=2)", 'zz-gpu ; extra == "gpu"',
+                                           'zz-plot[fancy] ; extra == "all"'], ["zzkit"])
+    _dist(site, "zz-tensor", "2.1", [], ["zztensor"])
+    _dist(site, "zz-gpu", "0.3", [], ["zzgpu"])
+    parent = tmp_path / "parent-site-packages"  # reused by the venv, not installed by it
+    _dist(parent, "zz-plot", "0.1", ['zz-colors ; extra == "fancy"'], ["zzplot"])
+    _dist(parent, "zz-colors", "0.1", [], ["zzcolors"])
+    code = {"requirements.txt": "zz-research-kit[gpu]==1.0\n",
+            "m.py": "import zzkit\nimport zztensor\nimport zzgpu\nimport zzcolors\n"}
+    before = _req(code)
+    assert before and not [f for f in before if f["certain"]]  # today's behaviour: notes
+    venv = Installed.from_venv([site], base=Installed(paths=[str(parent)]))
+    assert venv.own == {"zz-research-kit", "zz-tensor", "zz-gpu"}
+    after = missing_requirements(code, installed=venv)
+    assert [(f["line"], f["certain"]) for f in after] == [(4, True)]  # zzcolors: not asked
+    assert "add zz-colors" in after[0]["message"]
+    code["requirements.txt"] = "zz-research-kit[gpu,all]\n"
+    assert missing_requirements(code, installed=venv) == []
+
+
+def test_a_requirement_the_venv_does_not_hold_leaves_notes(tmp_path: Path) -> None:
+    """hydra-core's dependencies are in the packaged table, but in a venv that does not hold
+    it (its install failed) the omegaconf import is no longer certain either way."""
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    code = {"requirements.txt": "hydra-core\n", "m.py": "import omegaconf\n"}
+    assert _req(code) == []  # the table: omegaconf comes with hydra-core
+    found = missing_requirements(code, installed=Installed.from_venv([site],
+                                                                     base=Installed(paths=[])))
+    assert [f["certain"] for f in found] == [False]
+
+
+def test_hostile_venv_metadata_is_read_within_bounds(tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    _dist(site, "zz-ok", "1", ["zz-dep"], ["zzok"])
+    _dist(site, "zz-dep", "1", [], ["zzdep"])
+    bad = site / "zz_bad-1.dist-info"
+    bad.mkdir()
+    (bad / "METADATA").write_bytes(b"Name: zz-bad\nRequires-Dist: \xff\xfe((((\n"
+                                   + b"Requires-Dist: " + b"x" * 3_000_000 + b"\n")
+    (bad / "RECORD").write_bytes(b"\x00\x01,,\n../../etc/passwd,,\n")
+    (site / "zz_link-1.dist-info").symlink_to(site / "zz_ok-1.dist-info")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("Name: zz-secret\n")
+    nolink = site / "zz_nolink-1.dist-info"
+    nolink.mkdir()
+    (nolink / "METADATA").symlink_to(secret)
+    (site / "not-a-dist.dist-info").write_text("a file, not a folder")
+    inst = Installed.from_venv([site, tmp_path / "missing"], base=Installed(paths=[]))
+    assert set(inst.requires) == {"zz-ok", "zz-dep", "zz-bad"}
+    assert inst.requires["zz-bad"] == [] and inst.modules["zzok"] == ["zz-ok"]
+    code = {"requirements.txt": "zz-ok\n", "m.py": "import zzdep\nimport zzok\n"}
+    assert missing_requirements(code, installed=inst) == []
+
+
+def test_the_env_manager_reads_its_own_venv(tmp_path: Path) -> None:
+    """A real venv (no pip run): what sits in its own site-packages is what the requirement
+    check sees; no venv (the current interpreter) gives None, today's behaviour."""
+    from papercoder.verify.env import EnvManager
+
+    assert EnvManager(tmp_path / "none" / "venv", python=None, install=False) \
+        .installed_packages() is None
+    envm = EnvManager(tmp_path / "verify" / "venv", python=None, install=True)
+    envm.prepare()
+    [own] = envm.own_site_packages()
+    _dist(own, "zz-installed", "1", [], ["zzinstalled"])
+    inst = envm.installed_packages()
+    assert inst is not None and "zz-installed" in inst.own
+    code = {"requirements.txt": "git+https://example.org/zz.git\nzz-installed\n",
+            "m.py": "import zzinstalled\n"}
+    assert missing_requirements(code, installed=inst) == []
+
+
+# -- Hydra config groups ------------------------------------------------------------------------
+def _hydra_repo() -> dict[str, str]:
+    return {
+        "requirements.txt": "hydra-core\n",
+        "src/train.py": (
+            "import hydra\nfrom omegaconf import DictConfig\n\n\n"
+            "@hydra.main(version_base=None, config_path='../conf', config_name='config')\n"
+            "def main(cfg: DictConfig) -> None:\n"
+            "    print(cfg.lr, cfg['seed'], cfg.model.width, cfg.model.depth)\n"
+            "    print(cfg.loss.beta, cfg.loss.name, cfg.max_steps, cfg.data.path)\n"
+            "    print(cfg.get('anything'), cfg.model.items(), cfg.hydra.run)\n"
+            "    cfg.extra = 1\n"
+            "    print(cfg.extra)\n"
+            "    if 'probe' in cfg:\n"
+            "        print(cfg.probe)\n"
+            "    print(cfg.data.name.lower())\n"
+            "    print(cfg.model.widht)\n"
+            "    print(cfg.optim.lr)\n\n\n"
+            "if __name__ == '__main__':\n    main()\n"),
+        "conf/config.yaml": ("defaults:\n  - _self_\n  - model: small\n  - loss: sft\n"
+                             "  - trainer: basic\n\nlr: 0.001\nseed: 0\ndata:\n  path: ???\n"
+                             "  name: toy\n"),
+        "conf/model/small.yaml": "width: 64\n",
+        "conf/model/large.yaml": "defaults:\n  - small\n  - _self_\nwidth: 1024\ndepth: 24\n",
+        "conf/loss/sft.yaml": "name: sft\n",
+        "conf/loss/dpo.yaml": "name: dpo\nbeta: 0.1\n",
+        "conf/trainer/basic.yaml": "# @package _global_\nmax_steps: 10\n",
+    }
+
+
+def test_hydra_groups_judge_reads_certainly_when_everything_resolves() -> None:
+    """Keys of the primary config, of every option of each selected group (model.depth is
+    only in large.yaml, loss.beta only in dpo.yaml) and of a ``_global_`` package exist;
+    runtime-assigned, probed, generic and ``hydra.*`` reads are left alone; the typo
+    ``model.widht`` and the absent ``optim.lr`` are certain."""
+    found = [f for f in run_static(_hydra_repo(), reproduce=False) if f["check"] == "config"]
+    assert [(f["file"], f["line"], f["certain"]) for f in found] == [
+        ("src/train.py", 15, True), ("src/train.py", 16, True)], found
+    assert "'model.widht'" in found[0]["message"] and "conf/config.yaml" in found[0]["message"]
+    assert "'optim.lr'" in found[1]["message"]
+
+
+def test_hydra_reads_are_notes_when_the_composition_is_not_fully_known() -> None:
+    code = _hydra_repo()
+    code["run.sh"] = "python src/train.py +optim.lr=0.1 loss=dpo\n"  # adds a key
+    found = [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
+    assert len(found) == 2 and not any(f["certain"] for f in found)
+    assert "run.sh:1" in found[0]["message"]
+    code = _hydra_repo()
+    code["conf/config.yaml"] = code["conf/config.yaml"].replace("model: small",
+                                                                "model: tiny")  # no such file
+    code["conf/optim/adam.yaml"] = "lr: 0.1\n"  # a group the defaults do not select
+    found = [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
+    assert [f["certain"] for f in found] == [False, False]
+    assert "model/tiny.yaml does not exist" in found[0]["message"]
+    code = _hydra_repo()  # an option whose own defaults reach into another group
+    code["conf/model/large.yaml"] = "defaults:\n  - /optim: adam\ndepth: 24\n"
+    found = [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
+    assert [f["certain"] for f in found] == [False, False]
+    assert "conf/model/large.yaml is not modelled" in found[0]["message"]
+    code = _hydra_repo()  # a read guarded by try: a note
+    code["src/train.py"] = code["src/train.py"].replace(
+        "    print(cfg.optim.lr)\n", "    try:\n        print(cfg.optim.lr)\n"
+        "    except Exception:\n        pass\n")
+    found = [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
+    assert [f["certain"] for f in found] == [True, False]
+    assert "guarded" in found[1]["message"]
+
+
+def test_hydra_without_a_repository_config_file_is_not_judged() -> None:
+    code = _hydra_repo()
+    code["src/train.py"] = code["src/train.py"].replace("config_path='../conf'",
+                                                        "config_path=None")
+    assert not [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
+    code = _hydra_repo()
+    code["src/train.py"] = code["src/train.py"].replace("    cfg.extra = 1\n",
+                                                        "    cfg = fix(cfg)\n")
+    assert not [f for f in run_static(code, reproduce=False) if f["check"] == "config"]
+
+
+def test_a_conda_environment_under_another_name_is_a_declaration() -> None:
+    """mdlm ships its environment as requirements.yaml: not 'no requirements at all'."""
+    code = {"requirements.yaml": "name: x\nchannels:\n  - pytorch\ndependencies:\n"
+                                 "  - python=3.9\n  - pip:\n      - einops==0.7.0\n",
+            "m.py": "import einops\nimport jax\n"}
+    found = _req(code)  # conda packages' dependencies are not known here: a note
+    assert [(f["line"], f["certain"]) for f in found] == [(2, False)]
+    assert "add jax" in found[0]["message"] and "no requirements" not in found[0]["message"]

@@ -331,7 +331,8 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
         msgs = build_messages(mode="smoke", code=code, commands=commands, logic_json=logic_json,
                               failure=failure, open_findings=certain_findings(run_static(
                                   code, [c.command for c in commands],
-                                  reproduce=options.contract)),
+                                  reproduce=options.contract,
+                                  installed=envm.installed_packages())),
                               prompts_dir=options.prompts_dir)
         ws.write_artifact(f"debug/{n:02d}.log", f"$ {failure.command}\n{failure.output}\n")
         record: dict[str, Any] = {"n": n, "error": failure.output[-1000:], "signature": sig,

@@ -39,6 +39,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from papercoder.errors import ConfigError
+from papercoder.verify.requirements import Installed
 from papercoder.verify.sandbox import ENV_ALLOW, NETWORK_ENV, NOBODY, Limits, Sandbox
 
 PIP_TIMEOUT = 1800.0
@@ -221,6 +222,21 @@ class EnvManager:
         env.installed += todo
         self._have = self._venv_versions() or self._have
         return todo
+
+    def own_site_packages(self) -> list[Path]:
+        """The venv's own site-packages folder (what the requirements installed), when verify
+        built a venv; [] for a user's interpreter or the current one."""
+        if self.env is None or self.env.kind != "venv":
+            return []
+        own = self.vdir / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" \
+            / "site-packages"
+        return [own] if own.is_dir() and not own.is_symlink() else []
+
+    def installed_packages(self) -> Installed | None:
+        """Distributions the venv holds (its own read as hostile text, then the reused
+        ones), for the requirement check; None when verify built no venv."""
+        own = self.own_site_packages()
+        return Installed.from_venv(own) if own else None
 
     def _venv_versions(self) -> dict[str, str]:
         """What the venv sees, read from metadata here: the venv's own site-packages first,

@@ -10,6 +10,13 @@ A missing requirement is *certain* only when the import's distribution is known,
 known PyPI trap (``data/pypi_traps.yaml``: apex, clip, models, ...) and nothing the
 requirements install brings it in, counting transitive dependencies from installed metadata
 or ``data/requires.yaml``. When a requirement's dependencies are unknown, it is a note.
+
+After verify has installed the requirements into its venv (``Installed.from_venv``), the
+dependencies are those of what the venv really holds: its own site-packages are read as
+hostile text (``*.dist-info/METADATA`` ``Requires-Dist``, ``top_level.txt``, ``RECORD``;
+bounded, no link followed, nothing imported), everything installed there counts as brought in
+by the requirements, extras asked for (``pkg[extra]``) count, and the packaged table is no
+longer consulted: a requirement the venv does not hold leaves the findings as notes.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata, resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -93,11 +101,17 @@ def decode_text(raw: bytes) -> str | None:
 
 class Installed:
     """Installed distributions (of the current interpreter, or of given site-packages
-    folders): which provide a top-level module, and what each requires."""
+    folders): which provide a top-level module, and what each requires (unconditionally, and
+    per extra)."""
 
     def __init__(self, paths: list[str] | None = None) -> None:
         self.modules: dict[str, list[str]] = {}
         self.requires: dict[str, list[str]] = {}
+        self.extras: dict[str, dict[str, list[str]]] = {}
+        self.own: set[str] = set()
+        """Distributions in a verify venv's own site-packages: the requirements put them
+        there (the venv starts empty)."""
+        self.venv = False
         try:
             dists = list(metadata.distributions(path=paths) if paths is not None
                          else metadata.distributions())
@@ -113,28 +127,140 @@ class Installed:
                 continue
             if not name:
                 continue
-            deps: list[str] = []
-            for r in reqs:
-                try:
-                    req = Requirement(r)
-                except InvalidRequirement:
-                    continue
-                if req.marker is not None and "extra" in str(req.marker):
-                    continue
-                deps.append(canonicalize_name(req.name))
-            self.requires[name] = deps
-            tops = set(top)
-            for f in files:
-                parts = f.parts
-                if parts and not parts[0].endswith((".dist-info", ".egg-info")) and \
-                        parts[0] not in ("..", "__pycache__"):
-                    head = parts[0]
-                    if head.endswith(".py"):
-                        head = head[:-3]
-                    if head.isidentifier():
-                        tops.add(head)
-            for t in tops:
-                self.modules.setdefault(t, []).append(name)
+            self._add(name, reqs, top, ["/".join(f.parts) for f in files])
+
+    def _add(self, name: str, reqs: Iterable[str], top: Iterable[str],
+             files: Iterable[str]) -> None:
+        if name in self.requires:  # the first folder that has a distribution wins
+            return
+        deps: list[str] = []
+        extras: dict[str, list[str]] = {}
+        for r in reqs:
+            try:
+                req = Requirement(r)
+            except InvalidRequirement:
+                continue
+            marker = str(req.marker) if req.marker is not None else ""
+            dep = canonicalize_name(req.name) + (
+                "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
+                if req.extras else "")
+            if "extra" in marker:
+                for extra in _EXTRA_MARKER.findall(marker):
+                    extras.setdefault(canonicalize_name(extra), []).append(dep)
+                continue
+            deps.append(dep)  # other markers: counted (fewer findings)
+        self.requires[name] = deps
+        self.extras[name] = extras
+        tops = {t for t in top if t.isidentifier()}
+        for f in files:
+            head = f.split("/", 1)[0]
+            if not head or head.endswith((".dist-info", ".egg-info")) or \
+                    head in ("..", "__pycache__"):
+                continue
+            head = head[:-3] if head.endswith(".py") else head.split(".", 1)[0] \
+                if head.endswith(".so") else head
+            if head.isidentifier():
+                tops.add(head)
+        for t in tops:
+            if name not in self.modules.setdefault(t, []):
+                self.modules[t].append(name)
+
+    @classmethod
+    def from_venv(cls, own: list[Path], base: Installed | None = None) -> Installed:
+        """What a verify venv holds: its own site-packages folders read as hostile text (the
+        requirements' setup code wrote them; nothing of theirs is imported or run), then the
+        distributions it reuses (``base``, by default the current interpreter's)."""
+        out = cls(paths=[])
+        out.venv = True
+        for folder in own:
+            for name, reqs, top, files in read_site_packages(folder):
+                out._add(name, reqs, top, files)
+                out.own.add(name)
+        base = base if base is not None else current_installed()
+        for name in base.requires:
+            if name not in out.requires:
+                out.requires[name] = base.requires[name]
+                out.extras[name] = base.extras.get(name, {})
+        for mod, names in base.modules.items():
+            for n in names:
+                if n not in out.modules.setdefault(mod, []):
+                    out.modules[mod].append(n)
+        return out
+
+
+_EXTRA_MARKER = re.compile(r"""extra\s*==\s*["']([^"']{1,100})["']""")
+MAX_META_BYTES = 1_000_000
+MAX_DISTS = 5000
+
+
+def _read_bounded(path: Path, limit: int = MAX_META_BYTES) -> str:
+    """A metadata file's text: no links followed, at most ``limit`` bytes, bad bytes
+    replaced; "" when it cannot be read."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return ""
+        with path.open("rb") as f:
+            return f.read(limit).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _headers(text: str, names: tuple[str, ...]) -> dict[str, list[str]]:
+    """Values of the given headers of an email-style metadata file (up to the first blank
+    line; continuation lines ignored)."""
+    out: dict[str, list[str]] = {n: [] for n in names}
+    for line in text.splitlines()[:20_000]:
+        if not line.strip():
+            break
+        key, sep, value = line.partition(":")
+        if sep and key in out and len(value) < 2000:
+            out[key].append(value.strip())
+    return out
+
+
+def _egg_requires(text: str) -> list[str]:
+    """``requires.txt`` of an .egg-info: unconditional lines, then ``[extra]`` sections
+    (turned into ``; extra == "x"`` markers) and ``[:marker]`` sections (counted)."""
+    out: list[str] = []
+    section = ""
+    for line in text.splitlines()[:5000]:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].split(":", 1)[0].strip()
+            continue
+        out.append(f'{line} ; extra == "{section}"' if section else line)
+    return out
+
+
+def read_site_packages(folder: Path) -> list[tuple[str, list[str], list[str], list[str]]]:
+    """(name, Requires-Dist lines, top_level.txt names, RECORD paths) of each distribution
+    in a site-packages folder, read as hostile text within bounds."""
+    out: list[tuple[str, list[str], list[str], list[str]]] = []
+    try:
+        entries = sorted(folder.iterdir())[:100_000]
+    except OSError:
+        return out
+    for d in entries:
+        if len(out) >= MAX_DISTS:
+            break
+        if d.is_symlink() or not d.is_dir() or not d.name.endswith((".dist-info",
+                                                                    ".egg-info")):
+            continue
+        egg = d.name.endswith(".egg-info")
+        meta = _headers(_read_bounded(d / ("PKG-INFO" if egg else "METADATA")),
+                        ("Name", "Requires-Dist"))
+        name = canonicalize_name(meta["Name"][0]) if meta["Name"] else ""
+        if not name or len(name) > 200:
+            continue
+        reqs = _egg_requires(_read_bounded(d / "requires.txt")) if egg else \
+            meta["Requires-Dist"]
+        top = _read_bounded(d / "top_level.txt", 100_000).split()[:1000]
+        record = _read_bounded(d / ("installed-files.txt" if egg else "RECORD"), 5_000_000)
+        files = [ln.split(",", 1)[0].strip() for ln in record.splitlines()[:100_000]]
+        out.append((name, reqs[:2000], top, files))
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -228,9 +354,13 @@ class Requirements:
     """URL or path requirements whose distribution name is not written (unknown content)."""
     conda: list[str] = field(default_factory=list)
     """Requirements files that are conda exports."""
+    extras: dict[str, set[str]] = field(default_factory=dict)
+    """Extras asked for (``transformers[torch]``), by canonical name."""
     sources: list[str] = field(default_factory=list)
 
 
+_CONDA_ENV = re.compile(r"^dependencies:\s*$", re.MULTILINE)
+_CONDA_ENV_HEAD = re.compile(r"^(channels|name):", re.MULTILINE)
 _EGG = re.compile(r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
 _CONDA_LINE = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]*)=[^=\s]+(=[^=\s]+)?$")
 _URL = re.compile(r"^(git|hg|svn|bzr)\+|^[a-z]+://|^file:|^\.{0,2}/|\.(whl|zip|tar\.gz|tgz)$",
@@ -309,7 +439,12 @@ def parse_requirements(text: str, file: str = "requirements.txt",
                 req.unnamed.append(line)
             continue
         try:
-            req.names.add(canonicalize_name(Requirement(line).name))
+            parsed = Requirement(line)
+            name = canonicalize_name(parsed.name)
+            req.names.add(name)
+            if parsed.extras:
+                req.extras.setdefault(name, set()).update(
+                    canonicalize_name(e) for e in parsed.extras)
         except InvalidRequirement:
             if "${" in line:
                 req.unnamed.append(line)
@@ -331,7 +466,9 @@ def _literal_strings(node: ast.AST) -> list[str]:
 def declared_requirements(code: Mapping[str, str]) -> tuple[Requirements, bool]:
     """Every dependency declaration of the repository: requirements*.txt files (any folder),
     setup.py ``install_requires``, pyproject ``[project] dependencies``, setup.cfg and
-    environment.yml; and whether there is any declaration at all."""
+    conda environment files (environment.yml, or any YAML file with ``name:``/``channels:``
+    and ``dependencies:``, such as a ``requirements.yaml``); and whether there is any
+    declaration at all."""
     req = Requirements()
     found = False
     for f in sorted(code):
@@ -378,7 +515,9 @@ def declared_requirements(code: Mapping[str, str]) -> tuple[Requirements, bool]:
             m = re.search(r"install_requires\s*=\s*\n((?:[ \t]+\S.*\n?)+)", code[f])
             for v in (m.group(1).splitlines() if m else []):
                 parse_requirements(v.strip(), f, req)
-        elif base in ("environment.yml", "environment.yaml", "env.yml", "conda.yaml"):
+        elif base in ("environment.yml", "environment.yaml", "env.yml", "conda.yaml") or (
+                base.endswith((".yml", ".yaml")) and _CONDA_ENV.search(code[f]) and
+                _CONDA_ENV_HEAD.search(code[f])):  # a conda environment by another name
             found = True
             try:
                 data = yamlsafe.load(code[f])
@@ -402,26 +541,33 @@ def _test_file(f: str) -> bool:
         part in ("tests", "test", "testing") for part in f.split("/")[:-1])
 
 
-def closure(names: Iterable[str], installed: Installed) -> tuple[set[str], bool]:
-    """Distributions installed by ``names`` and their dependencies, and whether every
-    dependency list was known."""
+def closure(names: Iterable[str], installed: Installed,
+            extras: Mapping[str, set[str]] | None = None) -> tuple[set[str], bool]:
+    """Distributions installed by ``names`` (with the ``extras`` asked for) and their
+    dependencies, and whether every dependency list was known."""
     table = requires_table()
     top = set(names)
-    todo = list(top)
-    seen: set[str] = set()
+    todo: list[tuple[str, frozenset[str]]] = [
+        (n, frozenset((extras or {}).get(n, set()))) for n in top]
+    seen: set[tuple[str, frozenset[str]]] = set()
     complete = True
     while todo:
-        n = todo.pop()
-        if n in seen:
+        n, want = todo.pop()
+        if (n, want) in seen or len(seen) > 100_000:
             continue
-        seen.add(n)
+        seen.add((n, want))
         if n in installed.requires:
-            todo += installed.requires[n]
-        elif n in table:
-            todo += table[n]
+            deps = list(installed.requires[n])
+            for e in want:
+                deps += installed.extras.get(n, {}).get(e, [])
+            for dep in deps:
+                name, _, rest = dep.partition("[")
+                todo.append((name, frozenset(x for x in rest.rstrip("]").split(",") if x)))
+        elif n in table and not installed.venv:
+            todo += [(d, frozenset()) for d in table[n]]
         elif n in top:
             complete = False  # (the table's lists are closed: their members count as known)
-    return seen, complete
+    return {n for n, _ in seen}, complete
 
 
 def missing_requirements(code: Mapping[str, str], requirements_text: str | None = None, *,
@@ -447,7 +593,8 @@ def missing_requirements(code: Mapping[str, str], requirements_text: str | None 
             "environment.yml", True)
     for f, lineno, line in req.bad:
         add(f, lineno, f"'{line}' is not a valid pip requirement", True)
-    have, complete = closure(req.names, inst)
+    have, complete = closure(req.names, inst, req.extras)
+    have |= inst.own  # in a verify venv, what the requirements installed
     complete = complete and not req.unnamed and not req.conda
     missing: dict[str, tuple[str, int, list[str], bool]] = {}
     for f in sorted(files):

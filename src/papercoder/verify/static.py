@@ -21,7 +21,7 @@ from pyflakes import messages as pyflakes_messages
 from papercoder import yamlsafe
 from papercoder.pyparse import parse_python
 from papercoder.verify.localimports import check_local_imports
-from papercoder.verify.requirements import decode_text, missing_requirements
+from papercoder.verify.requirements import Installed, decode_text, missing_requirements
 
 Finding = dict[str, Any]
 
@@ -412,8 +412,312 @@ def check_config(code: Mapping[str, str], trees: Mapping[str, ast.Module]) -> li
             out.append(finding(ld.file, getattr(node, "lineno", 1), "config",
                                f"reads config key {'.'.join(path)!r}, which {ld.config} "
                                f"(loaded at line {ld.line}) does not define", certain))
+    out += _hydra_reads(code, trees, judged, seen)
     out += _instance_reads(trees, judged, seen)
     out += _config_notes(code, trees, docs.get("config.yaml"), judged, seen)
+    return out
+
+
+# -- Hydra: @hydra.main(config_path=..., config_name=...) and its config groups ------------
+_PLUS_OVERRIDE = re.compile(r"(?:^|[\s'\"\[,])\+\+?[A-Za-z_][\w./@-]*=", re.MULTILINE)
+_PACKAGE = re.compile(r"^\s*#\s*@package\s+(\S+)", re.MULTILINE)
+_HYDRA_MUTATORS = {"open_dict", "set_struct", "read_write", "merge", "update", "merge_with",
+                   "set_readonly", "flag_override", "unsafe_merge"}
+
+
+@dataclass
+class _HydraConfig:
+    known: set[tuple[str, ...]]
+    """Key paths the composed config may have (every option of every group counted)."""
+    leaves: set[tuple[str, ...]]
+    """Key paths whose value is not a mapping in some document (a scalar, null, ``???``,
+    an interpolation, a list): what is read below them is not a config key."""
+    groups: set[str]
+    """Top-level names of config groups (folders) the defaults list does not select."""
+    sure: bool
+    why: str
+    primary: str
+
+
+def _str_arg(call: ast.Call, name: str, pos: int) -> tuple[bool, str | None]:
+    """(given, literal value) of a call argument; value None when it is not a literal."""
+    for k in call.keywords:
+        if k.arg == name:
+            v = k.value
+            if isinstance(v, ast.Constant) and (v.value is None or isinstance(v.value, str)):
+                return True, v.value
+            return True, None
+    if len(call.args) > pos:
+        v = call.args[pos]
+        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+            return True, v.value
+        return True, None
+    return False, None
+
+
+def _hydra_mains(trees: Mapping[str, ast.Module]) \
+        -> list[tuple[str, ast.FunctionDef, str | None, str | None]]:
+    """(file, function, config_path, config_name) of each ``@hydra.main(...)`` function with
+    literal arguments (None where an argument is absent or not a literal)."""
+    out = []
+    for f, tree in trees.items():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for dec in node.decorator_list:
+                if isinstance(dec, ast.Call) and ast.unparse(dec.func) in ("hydra.main",
+                                                                           "main"):
+                    if ast.unparse(dec.func) == "main" and "hydra" not in (
+                            ast.unparse(tree)[:20_000]):
+                        continue
+                    _, path = _str_arg(dec, "config_path", 0)
+                    _, name = _str_arg(dec, "config_name", 1)
+                    out.append((f, node, path, name))
+    return out
+
+
+def _norm(path: str) -> str:
+    parts: list[str] = []
+    for p in path.split("/"):
+        if p in ("", "."):
+            continue
+        if p == "..":
+            if not parts:
+                return ""
+            parts.pop()
+        else:
+            parts.append(p)
+    return "/".join(parts)
+
+
+def _doc_paths(data: Any, prefix: tuple[str, ...], known: set[tuple[str, ...]],
+               leaves: set[tuple[str, ...]]) -> None:
+    known.update(prefix[:i] for i in range(1, len(prefix) + 1))
+    if not isinstance(data, dict):
+        if prefix:
+            leaves.add(prefix)
+        return
+    for path in _root_paths(data):
+        known.add((*prefix, *path))
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, prefix)]
+    while stack and len(leaves) < 100_000:
+        node, at = stack.pop()
+        for k, v in node.items():
+            here = (*at, str(k))
+            if isinstance(v, dict):
+                if len(here) < 50:
+                    stack.append((v, here))
+            else:
+                leaves.add(here)
+
+
+def _hydra_config(code: Mapping[str, str], py_file: str, config_path: str | None,
+                  config_name: str | None) -> _HydraConfig | None:
+    """The keys ``@hydra.main`` composes from the repository's files; None when no primary
+    config file of the repository is provably loaded."""
+    if config_path is None or not config_name:
+        return None
+    here = py_file.rsplit("/", 1)[0] if "/" in py_file else ""
+    root = _norm(f"{here}/{config_path}" if here else config_path) \
+        if not config_path.startswith("/") else ""
+    if not root and config_path not in (".", "./"):
+        return None
+    prefix = f"{root}/" if root else ""
+    primary = prefix + (config_name if config_name.endswith((".yaml", ".yml"))
+                        else f"{config_name}.yaml")
+    if primary not in code:
+        return None
+    data, bad = _parse_config(code[primary], primary)
+    if bad is not None or not isinstance(data, dict):
+        return None
+    known: set[tuple[str, ...]] = set()
+    leaves: set[tuple[str, ...]] = set()
+    why: list[str] = []
+    body = {k: v for k, v in data.items() if k != "defaults"}
+    _doc_paths(body, (), known, leaves)
+    defaults = data.get("defaults", [])
+    if not isinstance(defaults, list):
+        why.append("its defaults list is not a list")
+        defaults = []
+    # every group folder under the config folder, with its options
+    groups: dict[str, list[str]] = {}
+    for f in code:
+        if f.startswith(prefix) and f.endswith((".yaml", ".yml")) and "/" in f[len(prefix):]:
+            group, _, option = f[len(prefix):].rpartition("/")
+            groups.setdefault(group, []).append(f)
+    selected: set[str] = set()
+    for entry in defaults:
+        if entry == "_self_":
+            continue
+        if isinstance(entry, str):
+            other = prefix + (entry if entry.endswith((".yaml", ".yml")) else f"{entry}.yaml")
+            sub, bad = _parse_config(code[other], other) if other in code and "/" not in \
+                entry else (None, None)
+            if isinstance(sub, dict) and "defaults" not in sub and bad is None:
+                _doc_paths(sub, (), known, leaves)
+            else:
+                why.append(f"the defaults entry {entry!r} is not modelled")
+            continue
+        if not (isinstance(entry, dict) and len(entry) == 1):
+            why.append("a defaults entry is not 'group: option'")
+            continue
+        [(key, option)] = entry.items()
+        key = str(key)
+        optional = key.startswith("optional ")
+        key = key.removeprefix("optional ").strip().lstrip("/")
+        if key.startswith("override ") or "@" in key or not re.fullmatch(r"[\w/-]+", key):
+            why.append(f"the defaults entry {key!r} is not modelled")
+            continue
+        selected.add(key)
+        if option is not None and not isinstance(option, str):
+            why.append(f"the group {key} selects several options")
+        elif isinstance(option, str) and option != "???" and \
+                f"{prefix}{key}/{option}.yaml" not in code and not optional:
+            why.append(f"{prefix}{key}/{option}.yaml does not exist")
+        for opt_file in groups.get(key, []):
+            sub, bad = _parse_config(code[opt_file], opt_file)
+            header = _PACKAGE.search("\n".join(
+                ln for ln in code[opt_file].splitlines()[:20] if ln.lstrip().startswith("#")))
+            package = header.group(1) if header else "_group_"
+            own = sub.get("defaults") if isinstance(sub, dict) else None
+            siblings = {o.rsplit("/", 1)[-1].rsplit(".", 1)[0] for o in groups.get(key, [])}
+            # an option's own defaults naming other options of its group add no key the
+            # union of the group's options lacks
+            plain = own is None or (isinstance(own, list) and all(
+                isinstance(e, str) and (e == "_self_" or e.removesuffix(".yaml") in siblings)
+                for e in own))
+            if isinstance(sub, dict) and own is not None:
+                sub = {k: v for k, v in sub.items() if k != "defaults"}
+            if bad is not None or not plain or package not in ("_group_", "_global_"):
+                why.append(f"{opt_file} is not modelled (own defaults, package or syntax)")
+                if bad is not None or package not in ("_group_", "_global_"):
+                    continue  # (its own keys still count: fewer notes)
+            at = () if package == "_global_" else tuple(key.split("/"))
+            _doc_paths(sub if sub is not None else {}, at, known, leaves)
+        if not groups.get(key):
+            why.append(f"the group {key} has no option files")
+    free = {g.split("/", 1)[0] for g in groups if g not in selected and not any(
+        g.startswith(s + "/") for s in selected)}
+    for f, text in code.items():
+        if not f.endswith((".py", ".sh", ".md", ".txt", ".yaml", ".yml", ".cfg", ".json",
+                           ".toml", ".ipynb", ".slurm", ".bash")):
+            continue
+        m = _PLUS_OVERRIDE.search(text)
+        if m:
+            line = text.count("\n", 0, m.start()) + 1
+            why.append(f"{f}:{line} adds config keys on the command line (+key=...)")
+            break
+    if any("ConfigStore" in t for f, t in code.items() if f.endswith(".py")):
+        why.append("the code registers structured configs (ConfigStore)")
+    return _HydraConfig(known, leaves, free, not why, "; ".join(why[:3]), primary)
+
+
+def _read_path(node: ast.AST, var: str) -> tuple[str, ...] | None:
+    """``var.a.b`` / ``var["a"].b`` as ("a", "b"); None when the chain is not rooted at
+    ``var`` or holds something else (an index, a call)."""
+    parts: list[str] = []
+    cur = node
+    while True:
+        if isinstance(cur, ast.Attribute):
+            parts.insert(0, cur.attr)
+            cur = cur.value
+        elif isinstance(cur, ast.Subscript) and isinstance(cur.slice, ast.Constant) and \
+                isinstance(cur.slice.value, str):
+            parts.insert(0, cur.slice.value)
+            cur = cur.value
+        else:
+            break
+    if not (isinstance(cur, ast.Name) and cur.id == var) or not parts:
+        return None
+    for i, p in enumerate(parts):
+        if p in _GENERIC_ATTRS or p.startswith("_"):
+            parts = parts[:i]
+            break
+    return tuple(parts) or None
+
+
+def hydra_reach(code: Mapping[str, str]) -> dict[str, int]:
+    """How far the Hydra judgement reaches in a repository (for bench/static_precision.py):
+    ``@hydra.main`` functions, those whose config folder is in the repository, those whose
+    composition is fully modelled, and the distinct key paths read from their argument."""
+    _, trees = check_syntax(code)
+    out = {"functions": 0, "config_found": 0, "fully_modelled": 0, "reads": 0}
+    for f, fn, config_path, config_name in _hydra_mains(trees):
+        out["functions"] += 1
+        hc = _hydra_config(code, f, config_path, config_name)
+        args = [a.arg for a in fn.args.posonlyargs + fn.args.args]
+        if hc is None or len(args) != 1:
+            continue
+        out["config_found"] += 1
+        out["fully_modelled"] += hc.sure
+        out["reads"] += len({p for n in ast.walk(fn) if isinstance(n, (
+            ast.Attribute, ast.Subscript)) and (p := _read_path(n, args[0]))})
+    return out
+
+
+def _hydra_reads(code: Mapping[str, str], trees: Mapping[str, ast.Module],
+                 judged: set[tuple[str, int]], seen: set[tuple[str, str]]) -> list[Finding]:
+    """Reads of the ``@hydra.main`` function's config argument, judged against the keys the
+    repository's config folder composes (primary config, ``defaults`` groups with every
+    option counted, ``# @package _global_``). Certain only when the composition is fully
+    modelled, the argument is never rebound, mutated or unlocked in the function, and the
+    read is not guarded; otherwise a note."""
+    out: list[Finding] = []
+    probed = _assigned_attributes(trees)  # hasattr/getattr/"x" in cfg, setattr anywhere
+    for f, fn, config_path, config_name in _hydra_mains(trees):
+        args = [a.arg for a in fn.args.posonlyargs + fn.args.args]
+        if len(args) != 1:
+            continue
+        var = args[0]
+        hc = _hydra_config(code, f, config_path, config_name)
+        if hc is None:
+            continue
+        rebound = written = False
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Name) and node.id == var and isinstance(
+                    node.ctx, (ast.Store, ast.Del)) or isinstance(node, (ast.Global,
+                                                                          ast.Nonlocal)):
+                rebound = True
+            elif isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else \
+                    node.func.id if isinstance(node.func, ast.Name) else ""
+                if name in _HYDRA_MUTATORS or name in ("setattr", "exec", "eval"):
+                    written = True
+        if rebound:
+            continue
+        stored = {p for node in ast.walk(fn) if isinstance(node, (ast.Attribute, ast.Subscript))
+                  and isinstance(node.ctx, (ast.Store, ast.Del))
+                  and (p := _read_path(node, var))}
+        parents = {c: n for n in ast.walk(fn) for c in ast.iter_child_nodes(n)}
+        for node in ast.walk(fn):
+            if not isinstance(node, (ast.Attribute, ast.Subscript)) or \
+                    not isinstance(node.ctx, ast.Load):
+                continue
+            path = _read_path(node, var)
+            par = parents.get(node)
+            if path is None or path[0] == "hydra" or (
+                    isinstance(par, (ast.Attribute, ast.Subscript)) and par.value is node and
+                    (_read_path(par, var) or ()) != path and _read_path(par, var)):
+                continue  # judged at the longest chain
+            if path in hc.known or any(path[:i] in stored for i in range(1, len(path) + 1)) \
+                    or path[0] in probed or any(path[:i] in hc.leaves
+                                                for i in range(1, len(path))):
+                continue  # present, assigned, probed, or below a value (``name.lower()``)
+            if (f, ".".join(path)) in seen:
+                continue
+            seen.add((f, ".".join(path)))
+            judged.add((f, node.lineno))
+            reasons = [r for r in (
+                hc.why,
+                f"{path[0]} is a config group the defaults do not select" if path[0] in
+                hc.groups else "",
+                "the function unlocks or merges into the config" if written else "",
+                "the read is guarded" if _guarded_read(node, parents) else "") if r]
+            msg = (f"reads config key {'.'.join(path)!r}, which the Hydra config "
+                   f"{hc.primary} and its groups do not define")
+            out.append(finding(f, node.lineno, "config",
+                               msg + (f" (not certain: {reasons[0]})" if reasons else ""),
+                               not reasons))
     return out
 
 
@@ -538,9 +842,11 @@ def check_reproduce(code: Mapping[str, str], smoke_commands: list[str]) -> list[
 
 
 def run_static(code: Mapping[str, str], smoke_commands: list[str] | None = None, *,
-               reproduce: bool = True) -> list[Finding]:
+               reproduce: bool = True, installed: Installed | None = None) -> list[Finding]:
     """All static checks over ``code`` (repository path -> text). ``reproduce`` checks
-    papercoder's own contract (reproduce.sh, --smoke); off for other repositories."""
+    papercoder's own contract (reproduce.sh, --smoke); off for other repositories.
+    ``installed``: what verify's venv holds (``EnvManager.installed_packages``), so the
+    requirement check counts dependencies from what really got installed."""
     findings, trees = check_syntax(code)
     findings += check_pyflakes(trees)
     parsed = {f: s for f, s in code.items() if f in trees or not f.endswith(".py")}
@@ -550,7 +856,7 @@ def run_static(code: Mapping[str, str], smoke_commands: list[str] | None = None,
                                 f"imports {names} from {p.module_file}, which does not "
                                 f"define {'it' if len(p.missing) == 1 else 'them'}"
                                 + (f" (not certain: {p.why})" if p.why else ""), p.certain))
-    findings += missing_requirements(parsed)
+    findings += missing_requirements(parsed, installed=installed)
     findings += check_config(code, trees)
     if reproduce:
         findings += check_reproduce(code, smoke_commands or [])
