@@ -81,7 +81,7 @@ def collect(item: Any, out: Path, result: dict[str, Any] | None) -> dict[str, An
         "cost_usd": round(cost, 6) if cost is not None else None,
         "eval_cost_usd": round(eval_cost, 6) if eval_cost is not None else None,
         "seconds": (result or {}).get("seconds"),
-        "ran": smoke_ran(m.get("verify")),
+        "ran": smoke_ran(record.verify if record is not None else None),
         "scores": scores,
         "error": plain(error)[:500] if error else None,
     }
