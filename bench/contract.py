@@ -201,8 +201,8 @@ def cost() -> bool:
                                  m.totals["completion_tokens"]), m)
     (a, _), (b, mb) = results["published method"], results["with the contract"]
     print(f"   contract: {mb.requirements['total']} requirements, "
-          f"{mb.stages['requirements']['calls']} extraction call(s), "
-          f"{mb.stages['audit']['calls']} audit/repair calls "
+          f"{mb.stages['requirements'].calls} extraction call(s), "
+          f"{mb.stages['audit'].calls} audit/repair calls "
           f"(rounds: {[(r['round'], r['met'], r['partial']) for r in mb.requirements['rounds']]})")
     ok = True
     for label, key in (("openai/gpt-4.1", "oa_in"), ("anthropic/claude-sonnet-4-6", "an_in")):
