@@ -62,7 +62,7 @@ def replay(rec: Path, tmp: Path) -> Path:
 def static(out: Path, tmp: Path) -> None:
     started = time.perf_counter()
     v = asyncio.run(verify_output(out, model=None, store=Store(tmp / "s.db"),
-                                  options=VerifyOptions(execute=False, quiet=True)))
+                                  options=VerifyOptions(execute=False, quiet=True))).to_dict()
     secs = time.perf_counter() - started
     findings = v["static"]["findings"]
     lines = sum(len(p.read_text().splitlines()) for p in (out / "repo").glob("*.py"))
@@ -80,7 +80,8 @@ def smoke(out: Path, tmp: Path) -> None:
     opts = VerifyOptions(execute=True, quiet=True, debug_rounds=0, static_repair=False,
                          timeout=300)
     started = time.perf_counter()
-    v = asyncio.run(verify_output(out, model=None, store=Store(tmp / "s.db"), options=opts))
+    v = asyncio.run(verify_output(out, model=None, store=Store(tmp / "s.db"),
+                                  options=opts)).to_dict()
     secs = time.perf_counter() - started
     env, iso, sm = v["environment"], v["isolation"], v["smoke"]
     print(f"environment: {env['kind']} ({env['python']}); installed: "

@@ -94,7 +94,7 @@ def main() -> int:
             proc.terminate()
             proc.wait(timeout=30)
     m = b["manifest"]
-    deps = {f: list(s.get("depends_on") or []) for f, s in m.files.items()}
+    deps = {f: list(s.depends_on or []) for f, s in m.files.items()}
     code_lat = {f: lat[f"coding:{f}"] for f in m.order}
     chain_s, chain = longest_chain(m.order, deps, code_lat)
     planning = sum(lat[k] for k in ("plan", "architecture", "logic", "config"))

@@ -419,7 +419,7 @@ def test_requirement_of_a_file_that_was_not_written_is_unmet(tmp_path: Path) -> 
     prose = "I will write data.py later."
     model, opts, store = scripted(tmp_path, **{"coding:data.py": prose})
     m = run_pipeline(opts, model=model, store=store)
-    assert m.files["data.py"]["status"] == "failed"
+    assert m.files["data.py"].status == "failed"
     verdicts = json.loads((opts.out / "artifacts" / "audit" / "verdicts.json").read_text())
     r4 = next(r for r in verdicts["requirements"] if r["id"] == "R4")
     assert (r4["verdict"], r4["reason"]) == ("unmet", "the files that implement it were not "

@@ -397,9 +397,9 @@ def test_a_failed_analysis_makes_the_run_partial_and_is_recorded(tmp_path: Path)
     opts = RunOptions(paper=str(paper), out=tmp_path / "out", quiet=True)
     m = run_pipeline(opts, model=model, store=Store(tmp_path / "s.db"))
     assert m.status == "partial" and "model.py" in (m.error or "")
-    assert "declined" in m.files["model.py"]["analysis_error"]
-    assert m.stages["analysis"]["status"] == "partial"
-    assert m.stages["coding"]["status"] == "done"
+    assert "declined" in m.files["model.py"].analysis_error
+    assert m.stages["analysis"].status == "partial"
+    assert m.stages["coding"].status == "done"
 
 
 def test_a_file_whose_answers_are_never_whole_is_failed_not_written(tmp_path: Path) -> None:
@@ -412,10 +412,10 @@ def test_a_file_whose_answers_are_never_whole_is_failed_not_written(tmp_path: Pa
     model = Scripted(ph.script(**{"coding:data.py": cut}))
     opts = RunOptions(paper=str(paper), out=tmp_path / "out", quiet=True)
     m = run_pipeline(opts, model=model, store=Store(tmp_path / "s.db"))
-    assert m.status == "partial" and m.files["data.py"]["status"] == "failed"
-    assert "cut off by the length limit" in m.files["data.py"]["error"]
+    assert m.status == "partial" and m.files["data.py"].status == "failed"
+    assert "cut off by the length limit" in m.files["data.py"].error
     assert not (tmp_path / "out" / "repo" / "data.py").exists()
-    assert m.stages["coding"]["status"] == "partial"
+    assert m.stages["coding"].status == "partial"
 
 
 # -- the local backend's result is checked too -------------------------------------------------

@@ -408,7 +408,7 @@ def test_reader_model_is_its_own_caller_on_the_same_run(pdf_path: Path, tmp_path
     assert len(reader.history) == 1 and reader.history[0]["meta"]["stage"] == "ingest"
     assert all(h["meta"]["stage"] != "ingest" for h in writer.history)
     assert m.paper["reader"]["model"] == "scripted:reader"
-    assert m.stages["ingest"]["calls"] == 1
+    assert m.stages["ingest"].calls == 1
     assert m.totals.calls == len(writer.history) + 1  # the page call counts in the totals
     rows = {(r["stage"], r["model"]) for r in store.cost_summary(m.run_id)}
     assert ("ingest", "scripted:reader") in rows and ("plan", "scripted:writer") in rows

@@ -115,8 +115,8 @@ def test_prose_only_code_answer_is_rejected(tmp_path: Path) -> None:
     model, opts, store = _scripted_run(tmp_path, **{"coding:model.py": prose})
     m = run_pipeline(opts, model=model, store=store)
     assert m.status == "partial"
-    assert m.files["model.py"]["status"] == "failed"
-    assert "no code block" in m.files["model.py"]["error"]
+    assert m.files["model.py"].status == "failed"
+    assert "no code block" in m.files["model.py"].error
     assert not (opts.out / "repo" / "model.py").exists()
     assert (opts.out / "repo" / "main.py").is_file()
     calls = [h for h in model.history if h["meta"].get("file") == "model.py"

@@ -171,8 +171,8 @@ def test_pipeline_through_the_anthropic_protocol_reads_the_prompt_cache(tmp_path
     assert m.status == "done", m.error
     assert all((tmp_path / "out" / "repo" / f).read_text() == ph.CODE[f] for f in ph.FILES)
     # every request after the first reuses the cached paper prefix
-    assert m.stages["analysis"]["cached_prompt_tokens"] > 0
-    assert m.stages["coding"]["cached_prompt_tokens"] > 0
+    assert m.stages["analysis"].cached_prompt_tokens > 0
+    assert m.stages["coding"].cached_prompt_tokens > 0
     assert m.totals.cost_usd is not None and m.totals.cost_usd > 0
     for body in bodies:
         marks = sum(1 for msg in body["messages"] for b in msg["content"]

@@ -405,8 +405,8 @@ def test_a_run_completes_on_current_claude_models(tmp_path: Path, model: str) ->
     for b in bodies:
         valid_anthropic(b)
     assert refused == [] and not any("tool_choice" in b or "temperature" in b for b in bodies)
-    assert m.stages["analysis"]["cached_prompt_tokens"] > 0
-    assert m.stages["coding"]["cached_prompt_tokens"] > 0
+    assert m.stages["analysis"].cached_prompt_tokens > 0
+    assert m.stages["coding"].cached_prompt_tokens > 0
 
 
 @pytest.mark.parametrize("model", ["o1-mini", "gpt-5-chat-latest", "gpt-5.4-mini"])

@@ -76,3 +76,54 @@ def test_a_run_over_a_damaged_run_json_resumes_and_says_what_it_ignored(tmp_path
     again = json.loads((out / "run.json").read_text())
     assert again["run_id"] == rec["run_id"] and again["status"] == "done"
     assert any("'totals' was ignored" in w for w in again["warnings"])
+
+
+def test_the_typed_record_reads_by_attribute_and_writes_back_what_it_read() -> None:
+    """run.json's shape does not change with the types: a record round-trips key for key
+    (no default written in, unknown fields kept), and each part reads as an attribute."""
+    data = {
+        "run_id": "r1", "status": "done",
+        "files": {"a.py": {"status": "written", "model": "m1", "bytes": 12, "later": 1},
+                  "b.py": {"status": "failed", "error": None, "analysis_error": "x"}},
+        "stages": {"coding": {"calls": 2, "cost_usd": None, "status": "done", "seconds": 1.5,
+                              "session": {"calls": 2}}},
+        "verify": {
+            "static": {"findings": [{"file": "a.py", "kind": "name"}], "remaining": [],
+                       "notes": [], "repair": {"applied": True, "diff": "d", "md": "m"}},
+            "grounding": {"checked": 3, "findings": [], "notes": []},
+            "environment": {"kind": "venv", "python": "/p", "installed": []},
+            "smoke": {"passed": False, "commands": [{"cmd": "python a.py", "exit": 1}],
+                      "failure": None, "work_copies": [], "stopped": "round 1: no edits"},
+            "rounds": [{"n": 1, "error": "E", "signature": "s", "applied": False,
+                        "passed": False, "model_error": "no edits", "new_key": [1]}],
+            "executability": {"lines_changed": 0, "total_lines": 9, "percent": 0.0,
+                              "rounds": 1, "passed": False},
+            "future": {"x": 1}},
+    }
+    m, notes = parse_record(json.loads(json.dumps(data)))
+    assert notes == []
+    out = m.to_dict()
+    for key in ("files", "stages", "verify"):
+        assert out[key] == data[key]
+    assert m.files["a.py"].status == "written" and m.files["a.py"].bytes == 12
+    assert m.stages["coding"].seconds == 1.5 and m.stages["coding"].cost_usd is None
+    v = m.verify
+    assert v.static is not None and v.static.repair is not None and v.static.repair.applied
+    assert v.smoke is not None and v.smoke.stopped == "round 1: no edits"
+    assert v.rounds[0].model_error == "no edits" and v.executability is not None
+    assert v.executability.total_lines == 9
+    m.files["b.py"].unset("analysis_error")
+    m.files["b.py"].status = "written"
+    assert m.to_dict()["files"]["b.py"] == {"status": "written", "error": None}
+    # a fresh record writes no empty parts: verify stays {} until verify runs
+    assert Manifest().to_dict()["verify"] == {} and not Manifest().verify
+
+
+def test_a_damaged_part_of_verify_is_left_out_alone_with_a_note() -> None:
+    m, notes = parse_record({"verify": {"static": {"findings": [], "notes": []},
+                                        "smoke": {"passed": [1, 2]},
+                                        "rounds": [{"n": "first"}]}})
+    assert m.verify.static is not None and m.verify.smoke is None and m.verify.rounds == []
+    assert m.to_dict()["verify"] == {"static": {"findings": [], "notes": []}}
+    assert len(notes) == 2 and all("verify" in n for n in notes)
+    assert any("'smoke'" in n for n in notes) and any("'rounds'" in n for n in notes)

@@ -170,7 +170,7 @@ def test_notes_never_reach_the_repair_call(tmp_path: Path) -> None:
     out = make_out(tmp_path, files)
     model = ScriptedModel({})  # any call would fail the run
     v = asyncio.run(verify_output(out, model=model, store=Store(tmp_path / "s.db"),
-                                  options=VerifyOptions(quiet=True)))
+                                  options=VerifyOptions(quiet=True))).model_dump(mode="json")
     assert v["static"]["findings"] == [] and "repair" not in v["static"]
     assert [f["check"] for f in v["static"]["notes"]] == ["config"]
     saved = json.loads((out / "run.json").read_text())["verify"]["static"]

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from papercoder.models.scripted import ScriptedModel
+from papercoder.outdir.record import VerifyRecord
 from papercoder.store import Store
-from papercoder.verify import verify_output
+from papercoder.verify import Outcome, verify_output
 from tests.verify_helpers import (
     CONFIG,
     MAIN,
@@ -23,6 +24,7 @@ from tests.verify_helpers import (
     make_out,
     options,
     run,
+    run_result,
 )
 
 
@@ -48,8 +50,10 @@ def _check_repaired(out: Path, v: dict, rounds: int) -> None:
 
 def test_a_good_repository_passes_on_two_seeds_without_a_model(tmp_path: Path) -> None:
     out = make_out(tmp_path, good_repo())
-    v = run(out, None, Store(tmp_path / "s.db"))
-    assert v["smoke"]["passed"] and v["rounds"] == []
+    result = run_result(out, None, Store(tmp_path / "s.db"))
+    assert result.outcome is Outcome.RAN and result.ran
+    v = result.model_dump(mode="json")
+    assert v["smoke"]["passed"] and v["rounds"] == [] and "stopped" not in v["smoke"]
     assert v["executability"]["percent"] == 0.0
     seeds = [json.loads((out / c["work"]).read_text())["seed"] if False else c["seed"]
              for c in [dict(x, work="") for x in v["smoke"]["commands"]]]
@@ -134,8 +138,10 @@ def test_exit_zero_without_outputs_is_a_failure_then_repaired(tmp_path: Path) ->
 def test_without_a_model_exit_zero_without_outputs_fails(tmp_path: Path) -> None:
     bad = MAIN.replace('json.dump({"loss": loss, "seed": args.seed}, f)', "pass")
     out = make_out(tmp_path, planted(**{"main.py": bad}))
-    v = run(out, None, Store(tmp_path / "s.db"))
-    assert not v["smoke"]["passed"]
+    result = run_result(out, None, Store(tmp_path / "s.db"))
+    assert result.outcome is Outcome.NO_MODEL and not result.ran
+    v = result.model_dump(mode="json")
+    assert not v["smoke"]["passed"] and v["smoke"]["stopped"] == "no model to repair with"
     cmd = v["smoke"]["commands"][0]
     assert cmd["exit"] == 0 and cmd["outputs_ok"] is False
     assert v["smoke"]["failure"]["missing"] == ["results/metrics.json"]
@@ -197,10 +203,12 @@ def test_the_loop_stops_when_the_same_error_comes_back(tmp_path: Path) -> None:
     # an edit that changes nothing that matters
     model = ScriptedModel({"verify": edit("main.py", "import random\n",
                                           "import random  # seeded below\n")})
-    v = run(out, model, Store(tmp_path / "s.db"), debug_rounds=4)
+    result = run_result(out, model, Store(tmp_path / "s.db"), debug_rounds=4)
+    assert result.outcome is Outcome.REPEATED_FAILURE
+    v = result.model_dump(mode="json")
     assert not v["smoke"]["passed"]
     assert len(v["rounds"]) == 1 and len(model.history) == 1
-    assert "did not change the error" in v["smoke"]["stopped"]
+    assert v["smoke"]["stopped"] == "round 1 did not change the error"
     assert v["executability"]["passed"] is False
 
 
@@ -208,12 +216,15 @@ def test_the_rounds_are_bounded(tmp_path: Path) -> None:
     bad = MAIN.replace("    loss = model.step(", "    loss = modle.step(")
     out = make_out(tmp_path, planted(**{"main.py": bad}))
     model = ScriptedModel({"verify": "no edits here"})
-    v = run(out, model, Store(tmp_path / "s.db"), debug_rounds=0)
+    result = run_result(out, model, Store(tmp_path / "s.db"), debug_rounds=0)
+    assert result.outcome is Outcome.OUT_OF_ROUNDS
+    v = result.model_dump(mode="json")
     assert v["rounds"] == [] and model.history == []
     assert v["smoke"]["stopped"] == "--debug-rounds 0 allows no repair"
     from papercoder.cli.verify import summary
 
-    line, ok = summary(v)  # no "(the 0 debug rounds are used up) · 1 debug round(s)"
+    # no "(the 0 debug rounds are used up) · 1 debug round(s)"
+    line, ok = summary(VerifyRecord.model_validate(v))
     assert not ok and "(--debug-rounds 0 allows no repair) · 0 debug round(s) so far" in line
 
 
@@ -264,11 +275,14 @@ def test_static_repair_runs_when_there_are_findings(tmp_path: Path) -> None:
                                                  "python main.py \"$@\"\n")})
     v = asyncio.run(verify_output(out, model=model, store=Store(tmp_path / "s.db"),
                                   options=options(execute=False, static_repair=True)))
-    assert [f["kind"] for f in v["static"]["findings"]] == ["reproduce"]
-    assert v["static"]["remaining"] == []
+    assert v.static is not None and v.smoke is not None
+    assert [f["kind"] for f in v.static.findings] == ["reproduce"]
+    assert v.static.remaining == [] and v.static.repair and v.static.repair.applied
     assert (out / "repo" / "reproduce.sh").is_file()
     assert (out / "artifacts" / "debug" / "static.diff").read_text().startswith("--- /dev/null")
-    assert v["executability"] is None and v["smoke"]["skipped"]
+    assert v.executability is None and v.smoke.skipped and v.outcome is Outcome.STATIC_ONLY
+    saved = json.loads((out / "run.json").read_text())["verify"]
+    assert saved["executability"] is None and "outcome" not in saved
 
 
 @pytest.mark.parametrize("how", ["relative", "absolute"])
@@ -304,3 +318,16 @@ def test_a_failed_smoke_run_is_said_with_its_real_exit_status(tmp_path: Path) ->
     assert headline(f) == "python main.py --smoke: exit status 3: KeyError: 'width'"
     bare = Failure("bash reproduce.sh", "\n[exit status 7]", "exit", 7)
     assert headline(bare) == "bash reproduce.sh: exit status 7"
+
+
+def test_an_answer_without_edits_stops_the_loop(tmp_path: Path) -> None:
+    bad = MAIN.replace("    loss = model.step(", "    loss = modle.step(")
+    out = make_out(tmp_path, planted(**{"main.py": bad}))
+    model = ScriptedModel({"verify": "no edits here"})
+    result = run_result(out, model, Store(tmp_path / "s.db"), debug_rounds=3)
+    assert result.outcome is Outcome.NO_EDITS and not result.ran
+    assert len(result.rounds) == 1 and not result.rounds[0].applied
+    assert result.rounds[0].model_error
+    saved = json.loads((out / "run.json").read_text())["verify"]
+    assert saved["smoke"]["stopped"] == f"round 1: {result.rounds[0].model_error}"
+    assert saved["rounds"][0]["model_error"] == result.rounds[0].model_error

@@ -15,7 +15,7 @@ from papercoder.models.scripted import ScriptedModel
 from papercoder.outdir.record import Manifest
 from papercoder.outdir.workspace import Workspace
 from papercoder.store import Store
-from papercoder.verify import Limits, VerifyOptions, verify_output
+from papercoder.verify import Limits, VerifyOptions, VerifyResult, verify_output
 
 SMOKE = [{"command": "python main.py --smoke", "outputs": ["results/metrics.json"]}]
 
@@ -110,8 +110,14 @@ def options(**kw: Any) -> VerifyOptions:
     return VerifyOptions(**base)
 
 
-def run(out: Path, model: ScriptedModel | None, store: Store, **kw: Any) -> dict[str, Any]:
+def run_result(out: Path, model: ScriptedModel | None, store: Store,
+               **kw: Any) -> VerifyResult:
     return asyncio.run(verify_output(out, model=model, store=store, options=options(**kw)))
+
+
+def run(out: Path, model: ScriptedModel | None, store: Store, **kw: Any) -> dict[str, Any]:
+    """verify's result as run.json holds it (the JSON the README documents)."""
+    return run_result(out, model, store, **kw).model_dump(mode="json")
 
 
 def build_wheel(dest: Path, name: str = "tinypkg", version: str = "1.0",

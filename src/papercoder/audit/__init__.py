@@ -21,6 +21,7 @@ from papercoder.edits import apply_to, parse_edits, unified_diff
 from papercoder.errors import ContextOverflowError, FormatError, ModelOutputError
 from papercoder.filecheck import check_file, lang_of
 from papercoder.models.base import Completion, Message
+from papercoder.outdir.record import FileRecord
 from papercoder.outdir.workspace import artifact_name
 from papercoder.requirements.schema import CATEGORIES, Contract
 from papercoder.requirements.stage import for_file
@@ -169,7 +170,7 @@ async def run(p: Pipeline) -> None:
     code: dict[str, str] = {}
     for f in p.order:
         text = p.ws.read_repo_file(f)
-        if text is not None and m.files.get(f, {}).get("status") == "written":
+        if text is not None and f in m.files and m.files[f].status == "written":
             code[f] = text
     files = [f for f in p.order if f in code and p.file_requirements.get(f)]
     rounds_max = p.opts.audit_rounds
@@ -203,7 +204,7 @@ async def run(p: Pipeline) -> None:
             p.ws.write_artifact(f"audit/round-{rnd}/{artifact_name(f)}.diff", diffs[f])
             p.ws.write_repo_file(f, content)
             code[f] = content
-            m.files.setdefault(f, {})["bytes"] = len(content.encode())
+            m.files.setdefault(f, FileRecord()).bytes = len(content.encode())
         edited |= set(changed)
         regraded = await asyncio.gather(*(_grade(p, f, code, sem, threads, diffs[f])
                                           for f in changed))

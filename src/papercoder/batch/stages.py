@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from papercoder.outdir.record import VerifyRecord
+
+if TYPE_CHECKING:
+    from papercoder.verify import VerifyResult
 
 
 def _options(cls: Any, wanted: dict[str, Any]) -> Any:
@@ -21,8 +26,8 @@ def _options(cls: Any, wanted: dict[str, Any]) -> Any:
 
 
 async def verify(out: Path, *, model: Any, store: Any, execute: bool = True,
-                 **options: Any) -> dict[str, Any]:
-    """Run verify on ``out``; returns its "verify" dict (also saved in ``out/run.json``)."""
+                 **options: Any) -> VerifyResult:
+    """Run verify on ``out``; returns its result (also saved in ``out/run.json``)."""
     from papercoder.verify import VerifyOptions, verify_output  # not at start-up
 
     opts = _options(VerifyOptions, {"execute": execute, **options})
@@ -61,16 +66,16 @@ async def evaluate(target: Path, *, paper: Any, judge: Any, store: Any, mode: st
     return await evaluate_target(target, paper=paper, judge=judge, store=store, options=opts)
 
 
-def smoke_ran(verify_result: dict[str, Any] | None) -> bool | None:
+def smoke_ran(verify_result: VerifyRecord | None) -> bool | None:
     """Whether the generated code ran (verify's smoke run or executability), else None."""
-    if not isinstance(verify_result, dict):
+    if verify_result is None:
         return None
-    ex = verify_result.get("executability")
-    if isinstance(ex, dict) and isinstance(ex.get("passed"), bool):
-        return ex["passed"]
-    smoke = verify_result.get("smoke")
-    if isinstance(smoke, dict) and smoke.get("skipped"):
+    ex = verify_result.executability
+    if ex is not None and "passed" in ex.model_fields_set:
+        return ex.passed
+    smoke = verify_result.smoke
+    if smoke is not None and smoke.skipped:
         return None  # only the static checks ran
-    if isinstance(smoke, dict) and isinstance(smoke.get("passed"), bool):
-        return smoke["passed"]
+    if smoke is not None and "passed" in smoke.model_fields_set:
+        return smoke.passed
     return None

@@ -64,7 +64,6 @@ def collect(item: Any, out: Path, result: dict[str, Any] | None) -> dict[str, An
     from papercoder.batch.stages import smoke_ran
 
     record = read_record(out)[0] if out.is_dir() and not out.is_symlink() else None
-    m = record.to_dict() if record is not None else {}
     files = record.files if record is not None else {}
     written = len(record.files_with("written")) if record is not None else 0
     cost = record.totals.cost_usd if record is not None else None  # every session summed
@@ -73,15 +72,15 @@ def collect(item: Any, out: Path, result: dict[str, Any] | None) -> dict[str, An
     eval_costs = [_num(v.get("cost_usd")) for v in evals.values()]
     eval_cost = None if not evals or any(c is None for c in eval_costs) else \
         sum(c or 0.0 for c in eval_costs)
-    status = (result or {}).get("status") or (str(m.get("status")) if m else "not run")
-    error = (result or {}).get("error") if result else m.get("error")
+    status = (result or {}).get("status") or (record.status if record else "not run")
+    error = (result or {}).get("error") if result else (record.error if record else None)
     row = {
         "slug": item.slug, "source": item.source, "out": str(out), "status": status,
         "files_written": written, "files_total": len(files),
         "cost_usd": round(cost, 6) if cost is not None else None,
         "eval_cost_usd": round(eval_cost, 6) if eval_cost is not None else None,
         "seconds": (result or {}).get("seconds"),
-        "ran": smoke_ran(m.get("verify")),
+        "ran": smoke_ran(record.verify if record is not None else None),
         "scores": scores,
         "error": plain(error)[:500] if error else None,
     }

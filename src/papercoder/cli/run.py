@@ -192,9 +192,9 @@ def print_summary(m: Manifest, out: Path, paper: str, final: list[Text] | None =
     t = m.totals  # the whole run: every session, every call (the static repair's too)
     cost = "unknown" if t.cost_usd is None else f"${t.cost_usd:.4f}"
     written = len(m.files_with("written"))
-    wall = t.wall_seconds or sum(s.get("seconds", 0) for s in m.stages.values())
+    wall = t.wall_seconds or sum(s.seconds or 0 for s in m.stages.values())
     toks = t.completion_tokens
-    gen = sum(s.get("seconds", 0) for s in m.stages.values())
+    gen = sum(s.seconds or 0 for s in m.stages.values())
     speed = f" · {toks / gen:.1f} output tokens/s" if gen and toks else ""
     if m.status == "planned":
         what = f"{len(m.steps)} planning steps, {len(m.files)} files planned in {out / 'artifacts'}"
@@ -219,7 +219,7 @@ def print_summary(m: Manifest, out: Path, paper: str, final: list[Text] | None =
                      f"{m.paper['reader'].get('model')}")
         console.print(plain(f"Paper read from {what}."), soft_wrap=True)
     for f in m.files_with("failed"):
-        console.print(styled(("not written", "red"), f" {f}: {m.files[f].get('error')}"),
+        console.print(styled(("not written", "red"), f" {f}: {m.files[f].error}"),
                       soft_wrap=True)
     if m.status == "planned":
         console.print(plain(f"Edit the plan in {out / 'artifacts'} if you like; then "

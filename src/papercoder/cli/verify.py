@@ -4,41 +4,44 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.text import Text
 
 from papercoder.console import console
 from papercoder.errors import ConfigError, PapercoderError
+from papercoder.outdir.record import SmokeRecord, StaticRecord, VerifyRecord
+
+if TYPE_CHECKING:
+    from papercoder.verify import VerifyResult
 
 
-def summary(v: dict[str, Any]) -> tuple[str, bool]:
+def summary(v: VerifyRecord) -> tuple[str, bool]:
     """One line saying whether the repository ran, and whether that counts as success."""
-    static = v.get("static", {})
-    left = len(static.get("remaining", static.get("findings", [])))
-    found = len(static.get("findings", []))
+    static = v.static or StaticRecord()
+    left = len(static.remaining if "remaining" in static.model_fields_set else static.findings)
+    found = len(static.findings)
     head = f"static checks: {found} finding(s)" + (
-        f", {left} left after repair" if (static.get("repair") or {}).get("applied") else "")
-    if v.get("grounding"):
-        g = v["grounding"]
-        head += f" · API checks: {len(g.get('findings', []))} finding(s)" + (
-            ", repaired" if (g.get("repair") or {}).get("applied") else "")
-    ex = v.get("executability")
-    if not ex:
+        f", {left} left after repair" if static.repair and static.repair.applied else "")
+    if v.grounding:
+        g = v.grounding
+        head += f" · API checks: {len(g.findings)} finding(s)" + (
+            ", repaired" if g.repair and g.repair.applied else "")
+    ex = v.executability
+    if ex is None:
         return head + " · smoke run not requested (--execute runs it)", True
-    smoke = v.get("smoke", {})
-    ran = "the repository RAN" if smoke.get("passed") else "the repository did NOT run"
-    why = f" ({smoke['stopped']})" if smoke.get("stopped") and not smoke.get("passed") else ""
-    return (f"{ran}{why} · {ex['rounds']} debug round(s) so far · {ex['lines_changed']} of "
-            f"{ex['total_lines']} lines changed ({ex['percent']}%) · {head}"), bool(
-                smoke.get("passed"))
+    smoke = v.smoke or SmokeRecord()
+    ran = "the repository RAN" if smoke.passed else "the repository did NOT run"
+    why = f" ({smoke.stopped})" if smoke.stopped and not smoke.passed else ""
+    return (f"{ran}{why} · {ex.rounds} debug round(s) so far · {ex.lines_changed} of "
+            f"{ex.total_lines} lines changed ({ex.percent}%) · {head}"), smoke.passed
 
 
 def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int,
                python: Path | None, install: bool, allow_network: bool, timeout: float,
                quiet: bool = False, base_url: str | None = None,
-               smoke: list[str] | None = None, same_session: bool = False) -> dict[str, Any]:
+               smoke: list[str] | None = None, same_session: bool = False) -> VerifyResult:
     from papercoder.cli.common import open_store
     from papercoder.models import get_model
     from papercoder.outdir.workspace import Workspace
@@ -74,7 +77,7 @@ def run_verify(out: Path, *, model: str | None, execute: bool, debug_rounds: int
 
 def run_on_repository(path: Path, *, execute: bool, model: str | None,
                       smoke: list[str] | None = None, quiet: bool = False,
-                      **kw: Any) -> dict[str, Any]:
+                      **kw: Any) -> VerifyResult:
     """A folder `papercoder run` did not write: its static checks; with --execute (and
     --smoke) a copy is checked against the installed APIs and run in the sandbox, repaired
     only with -m. The folder itself is never edited."""
@@ -97,47 +100,47 @@ def run_on_repository(path: Path, *, execute: bool, model: str | None,
         opts = VerifyOptions(execute=execute, quiet=quiet, contract=False,
                              static_repair=mdl is not None, **kw)
         v = asyncio.run(verify_output(out, model=mdl, store=open_store(), options=opts))
-        v["work_folder"] = str(out)
+        v.work_folder = str(out)
         return v
+    from papercoder.verify import VerifyResult
+
     found = check_repository(path)
     certain = [f for f in found if f.get("certain", True)]
-    return {"repository": str(path), "static": {
-        "findings": certain, "notes": [f for f in found if f not in certain]}}
+    return VerifyResult(repository=str(path), static=StaticRecord(
+        findings=certain, notes=[f for f in found if f not in certain]))
 
 
-def report(v: dict[str, Any], as_json: bool = False) -> None:
+def report(v: VerifyResult, as_json: bool = False) -> None:
     from papercoder.textsafe import safe as plain
     from papercoder.verify import finding_lines
 
-    static = v.get("static", {})
+    static = v.static or StaticRecord()
     if as_json:
-        g = v.get("grounding") or {}
-        for line in finding_lines(list(static.get("findings", [])) +
-                                  list(static.get("notes", [])) +
-                                  list(g.get("findings", [])) + list(g.get("notes", []))):
+        g = v.grounding or StaticRecord()
+        for line in finding_lines(static.findings + static.notes + g.findings + g.notes):
             print(line)
-        if "repository" in v:
-            if static.get("findings"):
+        if v.repository is not None:
+            if static.findings:
                 raise typer.Exit(1)
             return
-    if "repository" in v:
+    if v.repository is not None:
         from papercoder.verify import where
 
-        for f in static.get("findings", []):
+        for f in static.findings:
             console.print(Text(plain(f"{where(f)} [{f.get('check')}] {f.get('message')}")),
                           soft_wrap=True)
-        for f in static.get("notes", []):
+        for f in static.notes:
             console.print(Text(plain(f"note: {where(f)} [{f.get('check')}] "
                                      f"{f.get('message')}")), soft_wrap=True)
-        n, k = len(static.get("findings", [])), len(static.get("notes", []))
+        n, k = len(static.findings), len(static.notes)
         console.print(Text(plain(("ok: " if not n else "FAILED: ") + f"static checks: {n} "
                                  f"certain finding(s), {k} note(s)")), soft_wrap=True)
         if n:
             raise typer.Exit(1)
         return
     line, ok = summary(v)
-    if v.get("work_folder") and not as_json:
-        console.print(Text(plain(f"Work copy and results: {v['work_folder']}")),
+    if v.work_folder and not as_json:
+        console.print(Text(plain(f"Work copy and results: {v.work_folder}")),
                       soft_wrap=True)
     if not as_json:
         console.print(Text(plain(("ok: " if ok else "FAILED: ") + line)), soft_wrap=True)

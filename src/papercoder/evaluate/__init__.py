@@ -44,6 +44,7 @@ from papercoder.evaluate.target import (
 from papercoder.llm import Caller
 from papercoder.models.base import Message, Model
 from papercoder.outdir.paths import write_inside
+from papercoder.outdir.record import VerifyRecord
 from papercoder.paper.model import DROPPABLE, Paper
 from papercoder.prompts import render
 from papercoder.store import Store
@@ -165,12 +166,12 @@ def _left_note(left: list[F.LeftOut]) -> str:
             f"(most relevant files were kept first): {names}")
 
 
-def _facts_text(facts: Facts, verify: dict[str, Any] | None) -> str:
+def _facts_text(facts: Facts, verify: VerifyRecord | None) -> str:
     return render("eval_facts", facts=facts, static=static_findings(verify),
                   smoke=smoke_summary(verify))
 
 
-def _base_summary(mode: str, judge: str, g: str | None, verify: dict[str, Any] | None
+def _base_summary(mode: str, judge: str, g: str | None, verify: VerifyRecord | None
                   ) -> dict[str, Any]:
     s: dict[str, Any] = {
         "mode": mode, "judge": judge, "score": None, "valid_samples": 0, "samples": [],

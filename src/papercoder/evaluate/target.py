@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 from papercoder.errors import ConfigError, PapercoderError
 from papercoder.outdir.paths import open_fd_inside
-from papercoder.outdir.record import read_record
+from papercoder.outdir.record import VerifyRecord, read_record
 
 MAX_LOG_BYTES = 200 * 1024
 """A reproduction log longer than this is shown as its head and tail."""
@@ -23,8 +23,8 @@ class Target:
     repo: Path
     """The repository folder: ``root/repo`` for a papercoder output folder, else ``root``."""
     is_output: bool
-    verify: dict[str, Any] | None
-    """run.json's "verify" section when present and well-formed."""
+    verify: VerifyRecord | None
+    """run.json's "verify" section when present (its damaged parts left out)."""
 
 
 def resolve_target(path: Path) -> Target:
@@ -42,8 +42,9 @@ def resolve_target(path: Path) -> Target:
     return Target(root, repo_dir if is_output else root, is_output, verify)
 
 
-def read_verify(out: Path) -> dict[str, Any] | None:
-    """run.json's "verify" dict, or None (absent, a link, unreadable or not a mapping)."""
+def read_verify(out: Path) -> VerifyRecord | None:
+    """run.json's "verify" record, or None (absent, empty, a link, unreadable or not a
+    mapping)."""
     try:
         record, _ = read_record(out)
     except OSError:
@@ -106,11 +107,11 @@ def reproduction_log(target: Target, log_file: Path | None) -> tuple[str | None,
         except OSError as e:
             raise ConfigError(f"The log {log_file} could not be read ({type(e).__name__}); "
                               "check the --log path.") from None
-    smoke = (target.verify or {}).get("smoke")
-    if not isinstance(smoke, dict):
+    smoke = target.verify.smoke if target.verify else None
+    if smoke is None:
         return None, "no log"
     parts = []
-    for c in smoke.get("commands") or []:
+    for c in smoke.commands:
         if not isinstance(c, dict):
             continue
         body = _read_log_inside(target.root, str(c.get("log") or ""))
@@ -123,12 +124,12 @@ def reproduction_log(target: Target, log_file: Path | None) -> tuple[str | None,
     return "\n\n".join(parts), "verify's smoke run"
 
 
-def static_findings(verify: dict[str, Any] | None) -> list[str] | None:
-    static = (verify or {}).get("static")
-    if not isinstance(static, dict):
+def static_findings(verify: VerifyRecord | None) -> list[str] | None:
+    static = verify.static if verify else None
+    if static is None:
         return None
     out = []
-    for f in static.get("findings") or []:
+    for f in static.findings:
         if isinstance(f, dict):
             line = f.get("line")
             out.append(f"{f.get('file', '?')}{':' + str(line) if line else ''}: "
@@ -136,22 +137,22 @@ def static_findings(verify: dict[str, Any] | None) -> list[str] | None:
     return out
 
 
-def smoke_summary(verify: dict[str, Any] | None) -> str | None:
-    smoke = (verify or {}).get("smoke")
-    if not isinstance(smoke, dict):
+def smoke_summary(verify: VerifyRecord | None) -> str | None:
+    smoke = verify.smoke if verify else None
+    if smoke is None:
         return None
-    cmds = [c for c in smoke.get("commands") or [] if isinstance(c, dict)]
+    cmds = smoke.commands
     bits = [f"`{str(c.get('cmd', ''))[:120]}` exit {c.get('exit')}"
             + (" (timed out)" if c.get("timed_out") else "")
             + ("" if c.get("outputs_ok", True) else " (expected outputs missing)")
             for c in cmds[:10]]
-    return ("passed" if smoke.get("passed") else "FAILED") + (
+    return ("passed" if smoke.passed else "FAILED") + (
         ": " + "; ".join(bits) if bits else "")
 
 
-def executability(verify: dict[str, Any] | None) -> dict[str, Any] | None:
-    e = (verify or {}).get("executability")
-    return dict(e) if isinstance(e, dict) else None
+def executability(verify: VerifyRecord | None) -> dict[str, Any] | None:
+    e = verify.executability if verify else None
+    return e.model_dump(mode="json") if e is not None else None
 
 
 def slug(name: str) -> str:

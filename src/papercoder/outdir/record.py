@@ -17,7 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from papercoder.errors import PapercoderError
 from papercoder.outdir.paths import read_inside
@@ -98,12 +105,35 @@ class Totals(Figures):
                                       self.spent_before_this_session})
 
 
-class FileRecord(BaseModel):
-    """What ``files[<path>]`` holds; validates each entry when run.json is read (an entry of
-    the wrong shape is left out with a note). Entries stay plain dicts in :class:`Manifest`
-    so the stages can update them in place."""
+class Entry(BaseModel):
+    """A part of the record that is written back as it was read: only the fields that were in
+    the file or were set since are dumped (a default is not written into run.json), and
+    unknown fields are kept."""
 
     model_config = ConfigDict(extra="allow")
+
+    @model_serializer(mode="wrap")
+    def _only_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        keep = self.model_fields_set | set(self.__pydantic_extra__ or {})
+        return {k: v for k, v in data.items() if k in keep} if isinstance(data, dict) else data
+
+    def to_dict(self) -> dict[str, Any]:
+        """As run.json holds it."""
+        return self.model_dump(mode="json")
+
+    def unset(self, name: str) -> None:
+        """Remove the field ``name``: back to its default, and no longer written."""
+        if name in type(self).model_fields:
+            setattr(self, name, type(self).model_fields[name].get_default(
+                call_default_factory=True))
+            self.model_fields_set.discard(name)
+        elif self.__pydantic_extra__ is not None:
+            self.__pydantic_extra__.pop(name, None)
+
+
+class FileRecord(Entry):
+    """What ``files[<path>]`` holds."""
 
     status: str = "pending"
     """pending, written or failed."""
@@ -111,15 +141,95 @@ class FileRecord(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     model: str | None = None
     analysis_error: str | None = None
+    bytes: int | None = None
+    """Size of the written file (the contract audit)."""
 
 
-class StageRecord(Figures):
+class StageRecord(Entry, Figures):
     """What ``stages[<stage>]`` holds: its figures over every session, its status, and its
     latest session's own figures."""
 
     seconds: float | None = None
     status: str = "pending"
     session: dict[str, Any] | None = None
+
+
+class RepairRecord(Entry):
+    """A repair asked of the model before the smoke run (static or grounding findings)."""
+
+    applied: bool = False
+    error: str | None = None
+    diff: str | None = None
+    md: str | None = None
+
+
+class StaticRecord(Entry):
+    """``verify.static``: certain findings (what a repair acts on), those left after the
+    repair, and the notes (reported, never acted on)."""
+
+    findings: list[dict[str, Any]] = Field(default_factory=list)
+    remaining: list[dict[str, Any]] = Field(default_factory=list)
+    notes: list[dict[str, Any]] = Field(default_factory=list)
+    repair: RepairRecord | None = None
+
+
+class GroundingRecord(StaticRecord):
+    """``verify.grounding``: names and keywords checked against the installed packages (the
+    summary's counts are kept as extra fields)."""
+
+
+class SmokeRecord(Entry):
+    """``verify.smoke``: the smoke runs of the last attempt."""
+
+    passed: bool = False
+    commands: list[dict[str, Any]] = Field(default_factory=list)
+    skipped: bool = False
+    """Only the static checks ran."""
+    failure: dict[str, Any] | None = None
+    work_copies: list[str] = Field(default_factory=list)
+    stopped: str | None = None
+    """Why the debug loop stopped, in words."""
+
+
+class RoundRecord(Entry):
+    """One debug round (``verify.rounds[]``)."""
+
+    n: int = 0
+    error: str = ""
+    signature: str | None = None
+    diff: str | None = None
+    md: str | None = None
+    log: str | None = None
+    applied: bool = False
+    passed: bool = False
+    model_error: str | None = None
+
+
+class Executability(Entry):
+    """``verify.executability``: how much of the generated code the debug loop changed."""
+
+    lines_changed: int = 0
+    total_lines: int = 0
+    percent: float = 0.0
+    rounds: int = 0
+    passed: bool = False
+
+
+class VerifyRecord(Entry):
+    """``verify``: static checks, grounding, environment, isolation, smoke runs, debug rounds,
+    executability and the calls verify made. Empty until verify runs."""
+
+    static: StaticRecord | None = None
+    grounding: GroundingRecord | None = None
+    environment: dict[str, Any] | None = None
+    isolation: dict[str, Any] | None = None
+    smoke: SmokeRecord | None = None
+    rounds: list[RoundRecord] = Field(default_factory=list)
+    executability: Executability | None = None
+    calls: dict[str, Any] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.model_fields_set or self.__pydantic_extra__)
 
 
 class Manifest(BaseModel):
@@ -135,10 +245,10 @@ class Manifest(BaseModel):
     error: str | None = None
     steps: dict[str, str] = Field(default_factory=dict)
     """Planning steps and analyses done: name -> "done"."""
-    files: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    files: dict[str, FileRecord] = Field(default_factory=dict)
     """Per repository file: status (pending, written, failed), error, depends_on."""
     order: list[str] = Field(default_factory=list)
-    stages: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    stages: dict[str, StageRecord] = Field(default_factory=dict)
     """Per stage: calls, cache hits, tokens, dollars, seconds (all sessions), status."""
     totals: Totals = Field(default_factory=Totals)
     reductions: list[str] = Field(default_factory=list)
@@ -149,7 +259,7 @@ class Manifest(BaseModel):
     """Which model wrote each planning step and analysis ("plan", "analysis:<file>", ...);
     each repository file records its own in files[f]["model"]."""
     warnings: list[str] = Field(default_factory=list)
-    verify: dict[str, Any] = Field(default_factory=dict)
+    verify: VerifyRecord = Field(default_factory=VerifyRecord)
     """Static checks, environment, isolation, smoke runs, debug rounds, executability."""
     requirements: dict[str, Any] = Field(default_factory=dict)
     """The paper contract (papercoder.requirements, papercoder.audit): status, total, met,
@@ -160,11 +270,11 @@ class Manifest(BaseModel):
 
     def files_with(self, status: str) -> list[str]:
         """The repository files whose status is ``status`` (written, failed, pending)."""
-        return [f for f, s in self.files.items() if s.get("status") == status]
+        return [f for f, s in self.files.items() if s.status == status]
 
     def unanalyzed(self) -> list[str]:
         """The files coded without their analysis, which failed."""
-        return [f for f, s in self.files.items() if s.get("analysis_error")]
+        return [f for f, s in self.files.items() if s.analysis_error]
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -181,8 +291,8 @@ def _shown(key: Any) -> str:
 
 def parse_record(data: Any) -> tuple[Manifest, list[str]]:
     """The record in the parsed JSON ``data``, and a note for each part ignored: a field of
-    the wrong type is left out (a bad entry of ``files`` or ``stages`` alone), never a
-    traceback."""
+    the wrong type is left out (a bad entry of ``files`` or ``stages``, or a bad part of
+    ``verify``, alone), never a traceback."""
     if not isinstance(data, dict):
         return Manifest(), [f"run.json holds {type(data).__name__}, not an object; "
                             "it was ignored."]
@@ -212,8 +322,8 @@ def parse_record(data: Any) -> tuple[Manifest, list[str]]:
                 loc = err.get("loc") or ()
                 top = loc[0] if loc else None
                 inner = data.get(top) if top is not None else None
-                if top in ("files", "stages") and len(loc) > 1 and isinstance(inner, dict) \
-                        and loc[1] in inner:
+                if top in ("files", "stages", "verify") and len(loc) > 1 \
+                        and isinstance(inner, dict) and loc[1] in inner:
                     data[top] = {k: v for k, v in inner.items() if k != loc[1]}
                     notes.append(f"run.json: {top} entry {_shown(loc[1])} was ignored "
                                  f"({err.get('msg', 'invalid')}).")

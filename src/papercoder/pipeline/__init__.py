@@ -229,10 +229,9 @@ def _on_sigint(loop: asyncio.AbstractEventLoop) -> None:
 def authors(m: Manifest) -> set[str]:
     """The models that wrote the work recorded in ``m`` (older manifests: its one model)."""
     names = {m.models[k] for k in m.steps if k in m.models}
-    names |= {s["model"] for s in m.files.values()
-              if s.get("status") == "written" and s.get("model")}
+    names |= {s.model for s in m.files.values() if s.status == "written" and s.model}
     unrecorded = [k for k in m.steps if k not in m.models] + [
-        f for f, s in m.files.items() if s.get("status") == "written" and not s.get("model")]
+        f for f, s in m.files.items() if s.status == "written" and not s.model]
     if unrecorded and m.model:
         names.add(m.model)
     return names

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from papercoder.errors import FormatError, ModelOutputError, PapercoderError
 from papercoder.models.base import Completion
+from papercoder.outdir.record import FileRecord
 from papercoder.outdir.workspace import artifact_name
 from papercoder.pipeline.context import clip
 from papercoder.pipeline.refine import verify_and_refine
@@ -51,7 +52,7 @@ async def analyze(p: Pipeline, file: str, sem: asyncio.Semaphore) -> None:
         except ModelOutputError as e:
             p.warn(f"analysis of {file} failed ({e}); its logic notes stand in for it")
             p.analyses[file] = notes or f"Implement {file} as the design describes."
-            p.manifest.files.setdefault(file, {})["analysis_error"] = str(e)
+            p.manifest.files.setdefault(file, FileRecord()).analysis_error = str(e)
             p.progress.advance(file)
             return
         if p.opts.refine:
@@ -63,7 +64,8 @@ async def analyze(p: Pipeline, file: str, sem: asyncio.Semaphore) -> None:
                                         "Markdown.")
     p.analyses[file] = c.parsed
     p.ws.write_artifact(rel, c.parsed)
-    p.manifest.files.get(file, {}).pop("analysis_error", None)
+    if file in p.manifest.files:
+        p.manifest.files[file].unset("analysis_error")
     p.done(key)
     p.save()
     p.progress.advance(file)

@@ -20,6 +20,7 @@ from papercoder.crosscheck import unresolved_imports
 from papercoder.errors import ModelOutputError
 from papercoder.filecheck import check_file, lang_of, requirements
 from papercoder.models.base import Completion, Message
+from papercoder.outdir.record import FileRecord
 from papercoder.outdir.workspace import artifact_name
 from papercoder.pipeline.answers import extract_code
 from papercoder.pipeline.context import clip
@@ -113,7 +114,7 @@ def make_check(file: str) -> Callable[[Completion], str]:
 
 async def write_file(p: Pipeline, file: str, code: dict[str, str],
                      sem: asyncio.Semaphore) -> None:
-    state = p.manifest.files.setdefault(file, {"status": "pending"})
+    state = p.manifest.files.setdefault(file, FileRecord(status="pending"))
     prefix = p.plan_prefix()
     room = p.budget.input - sum(estimate_tokens(m["content"]) for m in prefix) - 200
     items, analysis = fit_items(p, file, context_items(p, file, code),
@@ -129,7 +130,7 @@ async def write_file(p: Pipeline, file: str, code: dict[str, str],
             c = await p.call(prefix + code_block + [{"role": "user", "content": prompt}],
                              stage="coding", file=file, check=make_check(file), repairs=1)
         except ModelOutputError as e:
-            state.update(status="failed", error=str(e))
+            state.status, state.error = "failed", str(e)
             p.warn(f"{file} was not written: {e}")
             p.save()
             p.progress.advance(file)
@@ -137,8 +138,8 @@ async def write_file(p: Pipeline, file: str, code: dict[str, str],
     p.ws.write_artifact(f"coding/{artifact_name(file)}.md", c.text)
     p.ws.write_repo_file(file, c.parsed)
     code[file] = c.parsed
-    state.update(status="written", error=None, bytes=len(c.parsed.encode()),
-                 model=p.model.name)
+    state.status, state.error, state.bytes = "written", None, len(c.parsed.encode())
+    state.model = p.model.name
     p.save()
     p.progress.advance(file)
 
@@ -148,13 +149,13 @@ async def run(p: Pipeline) -> None:
     code: dict[str, str] = {}
     todo: list[str] = []
     for f in p.order:
-        state = p.manifest.files.setdefault(f, {"status": "pending"})
+        state = p.manifest.files.setdefault(f, FileRecord(status="pending"))
         existing = p.ws.read_repo_file(f)
-        if not redo and state.get("status") == "written" and existing is not None:
+        if not redo and state.status == "written" and existing is not None:
             code[f] = existing
         else:
-            state.update(status="pending", error=None)
-            state.pop("model", None)
+            state.status, state.error = "pending", None
+            state.unset("model")
             todo.append(f)
     p.progress.stage("coding", len(p.order), done=len(p.order) - len(todo))
     sem = asyncio.Semaphore(1 if p.opts.context == "full" else p.opts.concurrency)
@@ -196,8 +197,8 @@ def who_wrote(p: Pipeline) -> str:
         if step in m.models:
             by_stage["analysis" if step.startswith("analysis:") else "planning"].add(
                 m.models[step])
-    by_stage["coding"] = {s["model"] for s in m.files.values()
-                          if s.get("status") == "written" and s.get("model")}
+    by_stage["coding"] = {s.model for s in m.files.values()
+                          if s.status == "written" and s.model}
     names = set().union(*by_stage.values())
     if len(names) <= 1:
         return next(iter(names), p.model.name)
@@ -262,13 +263,14 @@ def finish_repo(p: Pipeline, code: dict[str, str]) -> None:
                  ", ".join(dropped))
     p.ws.write_repo_file("requirements.txt", "\n".join(reqs) + ("\n" if reqs else ""))
     # The README points only at files that exist, and says which are missing.
-    written = [f for f in p.order if p.manifest.files.get(f, {}).get("status") == "written"]
+    written = [f for f in p.order if f in p.manifest.files
+               and p.manifest.files[f].status == "written"]
     p.ws.write_repo_file("README.md", p.render(
         "repo_readme", title=p.paper.title, source=p.paper.source, model=who_wrote(p),
         approach=p.architecture.implementation_approach,
         files=[(f, describe_file(next((x.notes for x in p.logic.logic_analysis
                                        if x.file == f), ""), p.analyses.get(f, "")),
-                p.manifest.files.get(f, {}).get("status", "pending")) for f in p.order],
+                p.manifest.files.get(f, FileRecord()).status) for f in p.order],
         entry=entry_point(written), planned_entry=entry_point(p.order),
         missing=[f for f in p.order if f not in written],
         unclear=open_questions(p.architecture.anything_unclear, p.logic.anything_unclear),

@@ -19,6 +19,7 @@ from papercoder.errors import FormatError, ModelOutputError, PapercoderError
 from papercoder.models.base import Completion
 from papercoder.models.structured import loads_bounded
 from papercoder.outdir.paths import check_file_list
+from papercoder.outdir.record import FileRecord
 from papercoder.pipeline.answers import extract_yaml
 from papercoder.pipeline.configcheck import config_problem, unmarked_values
 from papercoder.pipeline.order import (
@@ -267,8 +268,8 @@ async def run(p: Pipeline) -> None:
     contract.apply_mapping(p)
     p.manifest.order = p.order
     for f in p.order:
-        entry = p.manifest.files.setdefault(f, {"status": "pending"})
-        entry["depends_on"] = p.deps[f]
+        entry = p.manifest.files.setdefault(f, FileRecord(status="pending"))
+        entry.depends_on = p.deps[f]
     for f in list(p.manifest.files):
         if f not in p.deps:
             del p.manifest.files[f]

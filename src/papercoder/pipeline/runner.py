@@ -12,7 +12,7 @@ from papercoder.errors import BudgetExceeded, PapercoderError
 from papercoder.llm import Caller, Totals
 from papercoder.models.base import Completion, Message, Model
 from papercoder.models.settings import settings_for
-from papercoder.outdir.record import Manifest, figures
+from papercoder.outdir.record import Manifest, StageRecord, figures
 from papercoder.outdir.workspace import Workspace
 from papercoder.paper import Paper
 from papercoder.pipeline.context import Budget, clip, reduce_paper
@@ -40,7 +40,7 @@ class Pipeline:
         self.progress = progress
         # what earlier sessions of this run spent: this session's figures are added to them
         self.earlier_totals = manifest.totals
-        self.earlier_stages = {k: dict(v) for k, v in manifest.stages.items()}
+        self.earlier_stages = {k: v.model_dump() for k, v in manifest.stages.items()}
         self.caller = Caller(model, store, manifest.run_id, use_cache=opts.use_cache,
                              max_cost=opts.max_cost, context_window=opts.context_window,
                              on_update=progress.update_totals)
@@ -239,12 +239,12 @@ class Pipeline:
         for n in notes:
             self.note(n)
 
-    def stage_figures(self, name: str, session: dict[str, Any], status: str) -> dict[str, Any]:
+    def stage_figures(self, name: str, session: dict[str, Any], status: str) -> StageRecord:
         """A stage's figures over every session of the run: this session's added to the
         earlier ones (a rerun from the cache keeps what planning cost and took)."""
         earlier = figures(self.earlier_stages.get(name))
-        return {**earlier.plus(figures(session)), "status": status,
-                "session": session}
+        return StageRecord.model_validate({**earlier.plus(figures(session)), "status": status,
+                                           "session": session})
 
     async def run(self) -> Manifest:
         from papercoder.pipeline import analysis, coding, planning
@@ -274,7 +274,7 @@ class Pipeline:
             for name in names:
                 before = _snapshot(self.caller.totals)
                 started = time.perf_counter()
-                m.stages.setdefault(name, {})["status"] = "running"
+                m.stages.setdefault(name, StageRecord()).status = "running"
                 self.save()
                 await stages[name](self)
                 m.stages[name] = self.stage_figures(name, {
@@ -309,8 +309,8 @@ class Pipeline:
             raise
         finally:
             for st in m.stages.values():
-                if st.get("status") == "running":
-                    st["status"] = m.status
+                if st.status == "running":
+                    st.status = m.status
             t = self.caller.totals
             if self.reader_caller is not None:  # --reader-model: its calls are the run's too
                 r = self.reader_caller.totals

@@ -13,9 +13,11 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
 from rich.text import Text
 
 from papercoder.console import err_console
@@ -23,6 +25,15 @@ from papercoder.edits import unified_diff, write_files
 from papercoder.errors import ConfigError, ModelOutputError
 from papercoder.llm import Caller
 from papercoder.models.base import Model
+from papercoder.outdir.record import (
+    Executability,
+    GroundingRecord,
+    RepairRecord,
+    RoundRecord,
+    SmokeRecord,
+    StaticRecord,
+    VerifyRecord,
+)
 from papercoder.outdir.workspace import Workspace
 from papercoder.store import Store
 from papercoder.textsafe import safe
@@ -34,7 +45,8 @@ from papercoder.verify.sandbox import Limits, Sandbox
 from papercoder.verify.smoke import SEEDS, Failure, SmokeResult, run_smoke, smoke_commands
 from papercoder.verify.static import certain_findings, read_repo, run_static
 
-__all__ = ["Limits", "VerifyOptions", "check_repository", "finding_lines", "verify_output"]
+__all__ = ["Limits", "Outcome", "VerifyOptions", "VerifyResult", "check_repository",
+           "finding_lines", "verify_output"]
 
 
 @dataclass
@@ -65,6 +77,53 @@ class VerifyOptions:
     """Check papercoder's own contract (reproduce.sh, --smoke); off for other repositories."""
 
 
+class Outcome(Enum):
+    """How verify ended: what stopped the smoke runs and the debug loop."""
+
+    STATIC_ONLY = "static-only"
+    """No smoke run was asked for (no --execute); only the static checks ran."""
+    RAN = "ran"
+    """The smoke run passed (at once, or after repairs)."""
+    NO_MODEL = "no-model"
+    """The smoke run failed and there is no model to repair with."""
+    OUT_OF_ROUNDS = "out-of-rounds"
+    """The smoke run failed and --debug-rounds allows no more repairs."""
+    REPEATED_FAILURE = "repeated-failure"
+    """The last repair did not change the error."""
+    NO_EDITS = "no-edits"
+    """The model's repair answer was not usable (no edit could be applied)."""
+
+
+class VerifyResult(VerifyRecord):
+    """What :func:`verify_output` returns: the record saved under ``"verify"`` in run.json,
+    with how it ended (``outcome``, not saved; ``smoke.stopped`` says it in words)."""
+
+    outcome: Outcome = Field(default=Outcome.STATIC_ONLY, exclude=True)
+    repository: str | None = Field(default=None, exclude=True)
+    """A repository papercoder did not write, checked statically in place."""
+    work_folder: str | None = Field(default=None, exclude=True)
+    """The temporary output folder of a repository papercoder did not write."""
+
+    @property
+    def ran(self) -> bool:
+        return self.outcome is Outcome.RAN
+
+
+def stop_words(outcome: Outcome, options: VerifyOptions, rounds: list[RoundRecord]) -> str:
+    """Why the debug loop stopped, in the words saved as ``smoke.stopped`` ("" when the
+    repository ran or no smoke run was asked for)."""
+    if outcome is Outcome.NO_MODEL:
+        return "no model to repair with"
+    if outcome is Outcome.OUT_OF_ROUNDS:
+        return ("--debug-rounds 0 allows no repair" if options.debug_rounds == 0
+                else f"the limit of {options.debug_rounds} debug round(s) is reached")
+    if outcome is Outcome.REPEATED_FAILURE:
+        return f"round {rounds[-1].n} did not change the error"
+    if outcome is Outcome.NO_EDITS:
+        return f"round {rounds[-1].n}: {rounds[-1].model_error}"
+    return ""
+
+
 def _sayer(quiet: bool) -> Callable[[str], None]:
     def say(text: str) -> None:
         if not quiet:
@@ -88,18 +147,18 @@ def say_findings(say: Callable[[str], None], findings: list[dict[str, Any]],
 
 async def _ground_and_repair(code: dict[str, str], python: Path, sandbox: Sandbox,
                              ws: Workspace, caller: Caller | None, options: VerifyOptions,
-                             result: dict[str, Any], previous: dict[str, Any],
+                             result: VerifyResult, previous: VerifyRecord,
                              commands: list[Any], logic_json: str | None,
                              say: Callable[[str], None]) -> dict[str, str]:
     """Check third-party names and keywords in the installed environment (inside the
     sandbox); certain findings go to one repair call before any smoke run."""
     found, summary = ground(code, python, sandbox)
     certain = certain_findings(found)
-    grounding: dict[str, Any] = {**summary, "findings": certain,
-                                 "notes": [f for f in found if f not in certain]}
-    result["grounding"] = grounding
-    say_findings(say, certain, grounding["notes"])
-    tried = (previous.get("grounding") or {}).get("findings")
+    grounding = GroundingRecord.model_validate(
+        {**summary, "findings": certain, "notes": [f for f in found if f not in certain]})
+    result.grounding = grounding
+    say_findings(say, certain, grounding.notes)
+    tried = previous.grounding.findings if previous.grounding else None
     if certain and caller is not None and options.static_repair and certain != tried:
         msgs = build_messages(mode="static", code=code, commands=commands,
                               logic_json=logic_json, findings=certain,
@@ -107,7 +166,7 @@ async def _ground_and_repair(code: dict[str, str], python: Path, sandbox: Sandbo
         try:
             rep = await ask_repair(caller, msgs, code, label="grounding")
         except ModelOutputError as e:
-            grounding["repair"] = {"applied": False, "error": str(e)}
+            grounding.repair = RepairRecord(applied=False, error=str(e))
             say(f"API repair failed: {e}")
             return code
         before = code
@@ -115,8 +174,8 @@ async def _ground_and_repair(code: dict[str, str], python: Path, sandbox: Sandbo
         code = read_repo(ws.repo)
         ws.write_artifact("debug/grounding.md", rep.answer)
         ws.write_artifact("debug/grounding.diff", unified_diff(before, code))
-        grounding["repair"] = {"applied": True, "diff": "artifacts/debug/grounding.diff",
-                               "md": "artifacts/debug/grounding.md"}
+        grounding.repair = RepairRecord(applied=True, diff="artifacts/debug/grounding.diff",
+                                        md="artifacts/debug/grounding.md")
         say("API repair applied.")
     return code
 
@@ -187,8 +246,9 @@ def prepare_repository(path: Path, out: Path, smoke: list[str]) -> Path:
 
 
 async def verify_output(out: Path, *, model: Model | None, store: Store,
-                        options: VerifyOptions, run_id: str | None = None) -> dict[str, Any]:
-    """Verify the repository in ``out``; returns the "verify" dict (also saved in run.json)."""
+                        options: VerifyOptions, run_id: str | None = None) -> VerifyResult:
+    """Verify the repository in ``out``; returns its result (also saved in run.json under
+    "verify", without the outcome)."""
     out = Path(out).absolute()  # the sandbox and pip see absolute paths, whatever the cwd
     ws = Workspace(out)
     m = ws.load_manifest()
@@ -198,28 +258,28 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
     say = _sayer(options.quiet)
     vdir = out / "verify"
     vdir.mkdir(parents=True, exist_ok=True)
-    previous = dict(m.verify or {})
+    previous = m.verify
     if not (vdir / "original").is_dir():
         _snapshot(ws.repo, vdir / "original")
-        previous = {}
+        previous = VerifyRecord()
     original = read_repo(vdir / "original")
     code = read_repo(ws.repo)
     logic_json = ws.read_artifact("logic.json")
     caller = Caller(model, store, run_id or m.run_id) if model is not None else None
-    result: dict[str, Any] = {}
+    result = VerifyResult()
     earlier, started = m.totals, time.perf_counter()
 
     def save() -> None:
         fresh = ws.load_manifest() or m
         if caller is not None:
             t = caller.totals
-            result["calls"] = {"calls": t.calls, "cache_hits": t.cache_hits,
+            result.calls = {"calls": t.calls, "cache_hits": t.cache_hits,
                                "cost_usd": None if t.unpriced_calls else round(t.cost, 6)}
             # every call of the run is in its totals: the static repair's and the debug loop's
             mine = {**t.figures(), "wall_seconds": round(time.perf_counter() - started, 2)}
             fresh.totals = (earlier.extend_session(mine) if options.same_session
                             else earlier.add_session(mine))
-        fresh.verify = result
+        fresh.verify = VerifyRecord.model_validate(result.model_dump(mode="json"))
         ws.save_manifest(fresh)
 
     # -- static checks and their repair ----------------------------------------------------
@@ -228,8 +288,8 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
                               reproduce=options.contract)
     findings = certain_findings(all_findings)  # only these drive an edit
     notes = [f for f in all_findings if f not in findings]
-    static: dict[str, Any] = {"findings": findings, "remaining": findings, "notes": notes}
-    tried = previous.get("static", {}).get("remaining")
+    static = StaticRecord(findings=findings, remaining=findings, notes=notes)
+    tried = previous.static.remaining if previous.static else None
     say_findings(say, findings, notes)
     if findings and caller is not None and options.static_repair and findings != tried:
         msgs = build_messages(mode="static", code=code, commands=commands,
@@ -238,7 +298,7 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
         try:
             rep = await ask_repair(caller, msgs, code, label="static")
         except ModelOutputError as e:
-            static["repair"] = {"applied": False, "error": str(e)}
+            static.repair = RepairRecord(applied=False, error=str(e))
             say(f"Static repair failed: {e}")
         else:
             before = code
@@ -248,19 +308,19 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
             ws.write_artifact("debug/static.md", rep.answer)
             ws.write_artifact("debug/static.diff", diff)
             commands = smoke_commands(logic_json, code)
-            static["remaining"] = certain_findings(run_static(
+            static.remaining = certain_findings(run_static(
                 code, [c.command for c in commands], reproduce=options.contract))
-            static["repair"] = {"applied": True, "diff": "artifacts/debug/static.diff",
-                                "md": "artifacts/debug/static.md"}
-            say(f"Static repair applied; {len(static['remaining'])} finding(s) remain.")
+            static.repair = RepairRecord(applied=True, diff="artifacts/debug/static.diff",
+                                         md="artifacts/debug/static.md")
+            say(f"Static repair applied; {len(static.remaining)} finding(s) remain.")
     elif findings and tried == findings:
-        static["repair"] = previous.get("static", {}).get("repair")
-    result["static"] = static
-    result["environment"] = {"kind": "none", "python": "", "installed": []}
-    result["isolation"] = {"sandbox": "none", "network": "none-isolation", "limits": {}}
-    result["smoke"] = {"passed": False, "commands": [], "skipped": True}
-    result["rounds"] = []
-    result["executability"] = None
+        static.repair = previous.static.repair if previous.static else None
+    result.static = static
+    result.environment = {"kind": "none", "python": "", "installed": []}
+    result.isolation = {"sandbox": "none", "network": "none-isolation", "limits": {}}
+    result.smoke = SmokeRecord(passed=False, commands=[], skipped=True)
+    result.rounds = []
+    result.executability = None
     if not options.execute:
         save()
         return result
@@ -278,7 +338,7 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
     sandbox = Sandbox(allow_network=options.allow_network, limits=limits,
                       readonly=env.readonly, use_bwrap=options.use_bwrap)
     iso = sandbox.isolation
-    result["isolation"] = {"sandbox": iso.sandbox, "network": iso.network, "user": iso.user,
+    result.isolation = {"sandbox": iso.sandbox, "network": iso.network, "user": iso.user,
                            "limits": iso.limits, "notes": iso.notes}
     say(f"Isolation: {sandbox.describe()}.")
     if iso.sandbox == "none":
@@ -296,10 +356,10 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
         commands = smoke_commands(logic_json, code)
 
     # -- smoke runs and the debug loop -----------------------------------------------------
-    rounds: list[dict[str, Any]] = list(previous.get("rounds") or [])
-    stop_reason = ""
+    rounds: list[RoundRecord] = list(previous.rounds)
+    outcome: Outcome | None = None
     smoke: SmokeResult
-    while True:
+    while outcome is None:
         envm.install_requirements(code.get("requirements.txt", ""))
         if env.failure:
             failure = Failure("pip install -r requirements.txt", env.failure, "install")
@@ -311,70 +371,71 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
             smoke = run_smoke(sandbox, ws.repo, vdir, out, env.python, commands,
                               timeout=options.timeout, seeds=options.seeds)
         if smoke.passed:
-            break
+            outcome = Outcome.RAN
+            continue
         assert smoke.failure is not None
         failure = smoke.failure
         sig = signature(failure)
         say(f"Smoke run failed: {headline(failure)}")
         if caller is None:
-            stop_reason = "no model to repair with"
-            break
-        if len(rounds) >= options.debug_rounds:
-            stop_reason = ("--debug-rounds 0 allows no repair" if options.debug_rounds == 0
-                           else f"the limit of {options.debug_rounds} debug round(s) is "
-                           "reached")
-            break
-        if rounds and rounds[-1].get("signature") == sig and rounds[-1].get("applied"):
-            stop_reason = f"round {rounds[-1]['n']} did not change the error"
-            break
-        n = len(rounds) + 1
-        msgs = build_messages(mode="smoke", code=code, commands=commands, logic_json=logic_json,
-                              failure=failure, open_findings=certain_findings(run_static(
-                                  code, [c.command for c in commands],
-                                  reproduce=options.contract,
-                                  installed=envm.installed_packages())),
-                              prompts_dir=options.prompts_dir)
-        ws.write_artifact(f"debug/{n:02d}.log", f"$ {failure.command}\n{failure.output}\n")
-        record: dict[str, Any] = {"n": n, "error": failure.output[-1000:], "signature": sig,
-                                  "diff": f"artifacts/debug/{n:02d}.diff",
-                                  "md": f"artifacts/debug/{n:02d}.md",
-                                  "log": f"artifacts/debug/{n:02d}.log",
-                                  "applied": False, "passed": False}
-        try:
-            rep = await ask_repair(caller, msgs, code, label=f"round {n:02d}")
-        except ModelOutputError as e:
-            record["model_error"] = str(e)
-            ws.write_artifact(f"debug/{n:02d}.md", f"(no usable answer: {e})\n")
-            ws.write_artifact(f"debug/{n:02d}.diff", "")
+            outcome = Outcome.NO_MODEL
+        elif len(rounds) >= options.debug_rounds:
+            outcome = Outcome.OUT_OF_ROUNDS
+        elif rounds and rounds[-1].signature == sig and rounds[-1].applied:
+            outcome = Outcome.REPEATED_FAILURE
+        else:
+            n = len(rounds) + 1
+            msgs = build_messages(mode="smoke", code=code, commands=commands,
+                                  logic_json=logic_json, failure=failure,
+                                  open_findings=certain_findings(run_static(
+                                      code, [c.command for c in commands],
+                                      reproduce=options.contract,
+                                      installed=envm.installed_packages())),
+                                  prompts_dir=options.prompts_dir)
+            ws.write_artifact(f"debug/{n:02d}.log", f"$ {failure.command}\n{failure.output}\n")
+            record = RoundRecord(n=n, error=failure.output[-1000:], signature=sig,
+                                 diff=f"artifacts/debug/{n:02d}.diff",
+                                 md=f"artifacts/debug/{n:02d}.md",
+                                 log=f"artifacts/debug/{n:02d}.log",
+                                 applied=False, passed=False)
+            try:
+                rep = await ask_repair(caller, msgs, code, label=f"round {n:02d}")
+            except ModelOutputError as e:
+                record.model_error = str(e)
+                ws.write_artifact(f"debug/{n:02d}.md", f"(no usable answer: {e})\n")
+                ws.write_artifact(f"debug/{n:02d}.diff", "")
+                rounds.append(record)
+                outcome = Outcome.NO_EDITS
+                continue
+            before = code
+            write_files(ws.repo, rep.new)
+            code = read_repo(ws.repo)
+            commands = smoke_commands(logic_json, code)
+            ws.write_artifact(f"debug/{n:02d}.md", rep.answer)
+            ws.write_artifact(f"debug/{n:02d}.diff", unified_diff(before, code))
+            record.applied = True
             rounds.append(record)
-            stop_reason = f"round {n}: {e}"
-            break
-        before = code
-        write_files(ws.repo, rep.new)
-        code = read_repo(ws.repo)
-        commands = smoke_commands(logic_json, code)
-        ws.write_artifact(f"debug/{n:02d}.md", rep.answer)
-        ws.write_artifact(f"debug/{n:02d}.diff", unified_diff(before, code))
-        record["applied"] = True
-        rounds.append(record)
-        result["rounds"] = rounds
-        save()
-        say(f"Debug round {n}: edited {', '.join(sorted(rep.new))}.")
-    if smoke.passed and rounds and rounds[-1].get("applied"):
-        rounds[-1]["passed"] = True
+            result.rounds = rounds
+            save()
+            say(f"Debug round {n}: edited {', '.join(sorted(rep.new))}.")
+    if outcome is Outcome.RAN and rounds and rounds[-1].applied:
+        rounds[-1].passed = True
     # Keep the final smoke runs as evidence; earlier work copies go.
     keep = {p.name for p in smoke.copies}
     for p in vdir.glob("run-*"):
         if p.is_dir() and p.name not in keep:
             shutil.rmtree(p, ignore_errors=True)
-    result["environment"] = env.to_dict()
-    result["smoke"] = {"passed": smoke.passed, "commands": smoke.commands,
-                       "failure": _failure_dict(smoke.failure),
-                       "work_copies": [p.relative_to(out).as_posix() for p in smoke.copies]}
-    if stop_reason:
-        result["smoke"]["stopped"] = stop_reason
-    result["rounds"] = rounds
-    result["executability"] = executability(original, code, rounds=len(rounds),
-                                            passed=smoke.passed)
+    result.outcome = outcome
+    result.environment = env.to_dict()
+    result.smoke = SmokeRecord(passed=smoke.passed, commands=smoke.commands,
+                               failure=_failure_dict(smoke.failure),
+                               work_copies=[p.relative_to(out).as_posix()
+                                            for p in smoke.copies])
+    stopped = stop_words(outcome, options, rounds)
+    if stopped:
+        result.smoke.stopped = stopped
+    result.rounds = rounds
+    result.executability = Executability.model_validate(executability(
+        original, code, rounds=len(rounds), passed=smoke.passed))
     save()
     return result
