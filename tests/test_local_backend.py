@@ -26,11 +26,11 @@ except importlib.metadata.PackageNotFoundError:
 
 from papercoder.errors import ConfigError, ContextOverflowError  # noqa: E402
 from papercoder.models import get_model  # noqa: E402
+from papercoder.models.embedded import local_model  # noqa: E402
 from papercoder.models.local import (  # noqa: E402
     LocalModel,
     embedded_model_path,
     embedded_notice,
-    local_model,
     read_context_length,
 )
 

@@ -18,7 +18,7 @@ PROVIDERS: dict[str, str] = {
     "openai": "papercoder.models.openai_api:OpenAIModel",
     "anthropic": "papercoder.models.anthropic_api:AnthropicModel",
     "scripted": "papercoder.models.scripted:ScriptedModel",
-    "local": "papercoder.models.local:local_model",
+    "local": "papercoder.models.embedded:local_model",
 }
 
 HOSTED_DEFAULTS = {"OPENAI_API_KEY": "openai/gpt-5.4", "ANTHROPIC_API_KEY":

@@ -239,16 +239,6 @@ def runtime_name() -> str:
     return "xllamacpp"
 
 
-def local_model(path: str | None = None, *, n_ctx: int | None = None,
-                timeout: float | None = None) -> Any:
-    """The local backend for ``-m local[:PATH]`` on the chosen runtime."""
-    if runtime_name() == "llama-cpp-python":
-        from papercoder.models.local_llamacpp import LocalModel as LlamaCppModel
-
-        return LlamaCppModel(path, n_ctx=n_ctx, timeout=timeout)
-    return LocalModel(path, n_ctx=n_ctx, timeout=timeout)
-
-
 def thread_count() -> int:
     """Threads for llama.cpp: the cores not already busy (at least one). llama.cpp's threads
     spin while waiting for each other, so on a loaded machine two threads can be ten times
