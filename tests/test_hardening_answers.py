@@ -428,7 +428,7 @@ def test_a_file_whose_answers_are_never_whole_is_failed_not_written(tmp_path: Pa
 def test_local_results_of_another_shape_are_one_sentence(out: object, words: str) -> None:
     from types import SimpleNamespace
 
-    from papercoder.models.local import LocalModel
+    from papercoder.models.local_llamacpp import LocalModel  # the llama-cpp-python runtime
 
     with pytest.raises(ModelError, match=words):
         LocalModel._checked(SimpleNamespace(name="local:x.gguf"), out, 5)  # type: ignore[arg-type]

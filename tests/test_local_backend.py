@@ -264,7 +264,7 @@ def test_pipeline_prose_answers_end_within_bounded_lines(model: LocalModel) -> N
 def test_repair_answers_are_edit_blocks(model: LocalModel) -> None:
     """A repair request (stage verify, asking for SEARCH/REPLACE blocks) is decoded under the
     edit-block grammar: the tiny model's answer always holds blocks that verify can read."""
-    from papercoder.verify.edits import parse_edits
+    from papercoder.edits import parse_edits
 
     ask = [{"role": "user", "content": "The repository lacks reproduce.sh, a bash script that "
             "runs python main.py. Fix it with SEARCH/REPLACE edit blocks. Each block is:\n\n"
