@@ -65,6 +65,7 @@ run: $(VENV)/.installed-$(RUN_NEEDS)
 	    4) echo "make run: the run ended partial (papercoder's exit status 4): some files were" \
 	         "written, the failed ones are listed above and in $(OUT)/run.json;" \
 	         "rerun to retry them, or use a stronger model (MODEL=openai/gpt-5.4)."; s=0 ;; \
+	    0) ;; \
 	    *) echo "make run: papercoder exited with status $$s: 1 = failed, 2 = bad settings," \
 	         "3 = budget stop, 130 = interrupted (README, Exit status)." ;; \
 	  esac; exit $$s

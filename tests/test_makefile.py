@@ -100,3 +100,5 @@ def test_make_run_reports_partial_in_one_line_without_a_make_error(tmp_path: Pat
             assert len(said) == 1 and "status 1" in said[0] and "Error 1" in r.stderr
         if status in (0, 4):  # where everything is
             assert "out/example/repo/" in said[0] and "report.html" in said[0]
+        if status == 0:  # one line, no "exited with status 0"
+            assert len(said) == 1 and r.returncode == 0, said
