@@ -173,7 +173,8 @@ def answer_for_messages(messages: list[dict[str, Any]], **overrides: Any) -> str
 
 CONTRACT_MARKERS = ("List the requirements of this paper",
                     "against the paper. The requirements this file was planned",
-                    "An audit of ")
+                    "An audit of ", "a file of a repository that implements a paper, against",
+                    "Your audit of ")
 
 
 def is_contract_call(request_text: str) -> bool:
