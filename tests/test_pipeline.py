@@ -13,7 +13,6 @@ from papercoder.cli import app
 from papercoder.errors import ModelOutputError
 from papercoder.models.scripted import ScriptedModel
 from papercoder.pipeline import RunOptions, run_pipeline
-from papercoder.pipeline.interfaces import public_interface
 from papercoder.pipeline.schemas import Architecture, LogicDesign
 from papercoder.store import Store
 from tests import pipeline_helpers as ph
@@ -151,17 +150,20 @@ def test_unsafe_paths_are_refused(tmp_path: Path, bad: str) -> None:
     assert list((out / "repo").iterdir()) == []
 
 
-def test_scoped_context_holds_dependencies_and_interfaces(tmp_path: Path) -> None:
+def test_scoped_context_holds_every_lower_level_in_full(tmp_path: Path) -> None:
     model, opts, store = _scripted_run(tmp_path)
     run_pipeline(opts, model=model, store=store)
     prompts = {h["meta"]["file"]: "\n".join(m["content"] for m in h["messages"][3:])
                for h in model.history if h["meta"]["stage"] == "coding"}
     main = prompts["main.py"]
-    # direct dependencies in full
-    assert ph.CODE["data.py"].strip() in main and ph.CODE["model.py"].strip() in main
-    # utils.py (earlier, not a dependency) only as its interface
-    assert public_interface(ph.CODE["utils.py"]) in main
-    assert ph.CODE["utils.py"].strip() not in main
+    # every file of a lower level in full (utils.py is not a dependency of main.py: it is
+    # there all the same, so main.py's prompt extends data.py's and model.py's)
+    for f in ("utils.py", "data.py", "model.py"):
+        assert ph.CODE[f].strip() in main
+    assert "The public interface of" not in main
+    # its own dependencies named, in its own part after the shared code
+    tail = main.split("Your analysis of main.py")[0].rsplit("```", 1)[1]
+    assert "main.py imports from: data.py, model.py." in tail
     # data.py and model.py share a level: neither sees the other
     assert "class Regressor" not in prompts["data.py"]
     assert "def make_data" not in prompts["model.py"]

@@ -10,10 +10,13 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from papercoder.models import get_model
 from papercoder.pipeline import RunOptions, run_pipeline
 from papercoder.store import Store
 from tests import pipeline_helpers as ph
+from tests.fakes.anthropic_server import FakeAnthropicServer, prompt_blocks
 from tests.fakes.openai_server import FakeOpenAIServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,3 +181,55 @@ def test_pipeline_through_the_anthropic_protocol_reads_the_prompt_cache(tmp_path
         marks = sum(1 for msg in body["messages"] for b in msg["content"]
                     if isinstance(b, dict) and "cache_control" in b)
         assert 1 <= marks <= 4
+
+
+def _shared(blocks: list) -> list[str]:
+    """A request's blocks but the last (the file's own tail), each as exact JSON."""
+    return [json.dumps({k: v for k, v in b.items() if k != "cache_control"}, sort_keys=True)
+            for b in blocks[:-1]]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_coding_calls_share_a_growing_byte_identical_prefix(tmp_path: Path,
+                                                            provider: str) -> None:
+    """Each coding request, as it reaches the server, starts with the whole shared part of
+    every coding request sent before it (paper, plan, earlier code in a fixed order); only the
+    file's own analysis and instruction come after. The logged usage shows the provider cache
+    read growing with it."""
+    paper = tmp_path / "paper.md"
+    paper.write_text(ph.TINY_PAPER)
+    store = Store(tmp_path / "s.db")
+    if provider == "openai":
+        server: FakeOpenAIServer | FakeAnthropicServer = FakeOpenAIServer(
+            ph.respond, prefix_cache_min=0)
+    else:
+        server = FakeAnthropicServer(ph.respond)
+    with server as srv:
+        base = srv.url if provider == "openai" else srv.root
+        name = "gpt-4.1-mini" if provider == "openai" else "claude-sonnet-4-6"
+        model = get_model(f"{provider}/{name}", base_url=base)
+        # One call at a time: the cache reads then depend on the order alone, not on timing.
+        m = run_pipeline(RunOptions(paper=str(paper), out=tmp_path / "out", quiet=True,
+                                    concurrency=1), model=model, store=store)
+        bodies = [r.body for r in srv.requests if r.method == "POST"]
+    assert m.status == "done", m.error
+
+    def blocks(body: dict) -> list:
+        if provider == "openai":
+            return list(body["messages"])
+        return list(prompt_blocks(body))
+
+    coding = [b for b in bodies if "Your analysis of" in json.dumps(blocks(b)[-1])
+              and "SEARCH/REPLACE" not in json.dumps(b)]  # not the repairs after coding
+    analysis = [b for b in bodies if "detailed logic analysis for" in json.dumps(blocks(b)[-1])]
+    assert len(coding) == len(ph.FILES) and analysis
+    shared = [_shared(blocks(b)) for b in coding]
+    plan_part = _shared(blocks(analysis[0]))
+    assert all(s[:len(plan_part)] == plan_part for s in shared)
+    for before, after in zip(shared, shared[1:], strict=False):
+        assert after[:len(before)] == before
+    assert len(shared[-1]) > len(shared[0])  # it grew: main.py sees the code of the others
+    assert not any("Your analysis of" in "".join(s) for s in shared)  # own part is last
+    logged = store.exchanges(stage="coding")
+    reads = [x.cached_prompt_tokens for x in logged]
+    assert all(r > 0 for r in reads) and reads == sorted(reads) and reads[-1] > reads[0]

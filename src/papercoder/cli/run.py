@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 FROM_HELP = ("Redo from this stage: planning, analysis or coding (also how to continue an "
              "output folder with another model).")
-CONTEXT_HELP = "scoped (dependencies in full, others as interfaces) or full (all earlier code)."
+CONTEXT_HELP = ("scoped (every lower dependency level in full, a level written concurrently) "
+                "or full (all earlier code, one file at a time).")
 CONCURRENCY_HELP = "Calls in flight at once (1-64)."
 MAX_COST_HELP = "Budget in USD; the run stops cleanly before a call would exceed it."
 CONTEXT_WINDOW_HELP = ("Override the model's context window in tokens (from the model settings "

@@ -1,11 +1,18 @@
 """Stage 3: write the files in dependency order, each seeing the plan, its analysis and the
 code it depends on.
 
-Scoped context (default): a file's prompt holds the full code of its direct dependencies and
-the public interface of their own dependencies, all the way down. Each file starts as soon as
-its own dependencies are written (not when a whole level is), and its prompt depends only on
-them, so every prompt is the same on a rerun and the cache answers it. Full context (as
-published): every earlier file in full, one by one.
+A coding prompt is laid out for the provider's prompt cache: first what every call shares
+(system prompt, paper, plan artifacts), then the earlier code in a fixed, append-only order,
+then what is the file's own (its dependencies named, its analysis, the instruction). Each
+prompt therefore extends the earlier prompts byte for byte and pays full price only for the
+code written since and its own tail.
+
+Scoped context (default): the full code of every file of a lower dependency level (which
+holds all of its dependencies), grouped by level; the files of one level are written
+concurrently as soon as the lower levels are done, and its prompt depends only on them, so
+every prompt is the same on a rerun and the response cache answers it. Full context (as
+published): every earlier file in full, one by one. On a small window earlier files become
+public interfaces (non-dependencies first) or are left out, and that is said.
 """
 
 from __future__ import annotations
@@ -42,31 +49,48 @@ def levels(order: list[str], deps: dict[str, list[str]]) -> dict[str, int]:
 
 
 def earlier_files(p: Pipeline, file: str) -> list[str]:
-    """The files written before ``file`` (deterministic, whatever the timing)."""
+    """The files whose code comes before ``file``'s own part of the prompt, in a fixed order
+    (deterministic, whatever the timing).
+
+    Full context: every earlier file in the plan's order. Scoped context: every file of a
+    lower dependency level, by level and then the plan's order. Either way the list of a file
+    starts with the whole list of every file of a lower level (of every earlier file), so
+    each coding prompt extends the prompts sent before it byte for byte and reads them from
+    the provider's prompt cache; files of one level share their whole prefix and run
+    concurrently."""
     idx = p.order.index(file)
     if p.opts.context == "full":
         return p.order[:idx]
-    below, todo = set(), list(p.deps.get(file, []))
-    while todo:  # its dependencies, theirs, and so on: all written before it starts
-        d = todo.pop()
-        if d not in below and d != file:
-            below.add(d)
-            todo.extend(p.deps.get(d, []))
-    return [f for f in p.order if f in below]
+    lvl = levels(p.order, p.deps)
+    return sorted((f for f in p.order if lvl[f] < lvl[file]),
+                  key=lambda f: (lvl[f], p.order.index(f)))
 
 
 def context_items(p: Pipeline, file: str, code: dict[str, str]) -> list[dict[str, Any]]:
+    """The earlier files in full, each in its own group: its level (scoped) or its place in
+    the order (full). A file looks the same in every prompt it appears in."""
+    lvl = levels(p.order, p.deps)
     items = []
-    direct = set(p.deps.get(file, []))
     for f in earlier_files(p, file):
         if f not in code:
             continue  # failed earlier; nothing to show
-        full = p.opts.context == "full" or f in direct
-        if not full and not f.endswith(".py"):
-            continue
-        items.append({"file": f, "full": full, "lang": lang_of(f),
-                      "code": code[f] if full else public_interface(code[f])})
+        group = p.order.index(f) if p.opts.context == "full" else lvl[f]
+        items.append({"file": f, "full": True, "lang": lang_of(f), "code": code[f],
+                      "group": group})
     return items
+
+
+def code_blocks(p: Pipeline, items: list[dict[str, Any]]) -> list[Message]:
+    """The earlier code as one user message per group, each a cache breakpoint: a prompt
+    holds the previous prompts' groups unchanged, then its own new ones."""
+    groups: list[list[dict[str, Any]]] = []
+    for i in items:
+        if groups and groups[-1][0]["group"] == i["group"]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return [{"role": "user", "content": p.render("earlier_code", earlier=g, first=n == 0),
+             "cache": True} for n, g in enumerate(groups)]
 
 
 def fit_items(p: Pipeline, file: str, items: list[dict[str, Any]], analysis: str,
@@ -120,10 +144,11 @@ async def write_file(p: Pipeline, file: str, code: dict[str, str],
     items, analysis = fit_items(p, file, context_items(p, file, code),
                                 p.analyses.get(file, ""), max(room, 200))
     prompt = p.render("coding", file=file, lang=lang_of(file), analysis=analysis,
-                      requirements=for_file(p, file))
-    # Earlier code gets its own cache breakpoint: files of one level often share it.
-    code_block: list[Message] = [{"role": "user", "content": p.render(
-        "earlier_code", earlier=items), "cache": True}] if items else []
+                      requirements=for_file(p, file),
+                      depends_on=[d for d in p.deps.get(file, []) if d in code])
+    # What every prompt shares comes first (paper, plan, the earlier code in a fixed order);
+    # what is this file's own (its analysis and the instruction) comes last.
+    code_block = code_blocks(p, items)
     async with sem:
         p.progress.working(file)
         try:
@@ -159,7 +184,8 @@ async def run(p: Pipeline) -> None:
             todo.append(f)
     p.progress.stage("coding", len(p.order), done=len(p.order) - len(todo))
     sem = asyncio.Semaphore(1 if p.opts.context == "full" else p.opts.concurrency)
-    # Each file waits for its own dependencies only (full context: for every earlier file).
+    # Each file waits for the files its prompt shows: those of lower levels (full context:
+    # every earlier file).
     written = {f: asyncio.Event() for f in p.order}
     for f in p.order:
         if f not in todo:
@@ -168,9 +194,7 @@ async def run(p: Pipeline) -> None:
 
     async def one(f: str) -> None:
         try:
-            waits = p.order[:p.order.index(f)] if p.opts.context == "full" else \
-                p.deps.get(f, [])
-            for d in waits:
+            for d in earlier_files(p, f):
                 if d in written:
                     await written[d].wait()
             if not errors:  # after a budget stop or a crash, start nothing new

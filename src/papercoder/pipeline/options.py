@@ -22,8 +22,9 @@ class RunOptions(BaseModel):
     refine: bool = False
     """Critique and rewrite each planning artifact and analysis."""
     context: Literal["scoped", "full"] = "scoped"
-    """How much earlier code a coding prompt holds: dependencies in full plus the others'
-    interfaces (scoped), or every earlier file in full (full, as published)."""
+    """How much earlier code a coding prompt holds: every file of a lower dependency level in
+    full, the files of a level written concurrently (scoped), or every earlier file in full,
+    one at a time (full, as published)."""
     layout: Literal["stable", "plain"] = "stable"
     """stable: paper and plan first with cache breakpoints; plain: one message per call, no
     breakpoints (the published layout, kept for comparison)."""
