@@ -22,8 +22,8 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed "
-                    "(pip install 'papercoder[local]')")
+pytest.importorskip("llama_cpp", reason="llama-cpp-python, the optional runtime, is not "
+                    "installed (pip install 'papercoder[llamacpp]' 'llama-cpp-python[server]')")
 pytest.importorskip("llama_cpp.server.app", reason="the llama.cpp server needs "
                     "llama-cpp-python[server] (pip install 'papercoder[test]')")
 
