@@ -217,6 +217,7 @@ def test_logs_say_what_became_of_each_answer(tmp_path: Path) -> None:
                for x in records)
     out = failed_with_one_sentence(cli("logs", "--stage", "bogus"), code=2)
     assert "coding" in out and "plan" in out and "bogus" in out
+    assert "audit" in out and "repair" in out  # the contract's stages, before any such call
 
 
 def test_runs_tell_a_dead_run_and_its_output_folder(

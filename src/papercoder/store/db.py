@@ -95,8 +95,8 @@ class Exchange:
         return self.outcome or self.status
 
 
-STAGES = ("ingest", "summarize", "plan", "architecture", "logic", "config", "analysis",
-          "coding", "refine", "verify", "eval", "prompt")
+STAGES = ("ingest", "summarize", "requirements", "plan", "architecture", "logic", "config",
+          "analysis", "coding", "refine", "audit", "repair", "verify", "eval", "prompt")
 """The stages papercoder logs exchanges under."""
 
 
