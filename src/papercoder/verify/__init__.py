@@ -160,24 +160,32 @@ async def _ground_and_repair(code: dict[str, str], python: Path, sandbox: Sandbo
     say_findings(say, certain, grounding.notes)
     tried = previous.grounding.findings if previous.grounding else None
     if certain and caller is not None and options.static_repair and certain != tried:
-        msgs = build_messages(mode="static", code=code, commands=commands,
-                              logic_json=logic_json, findings=certain,
-                              prompts_dir=options.prompts_dir)
-        try:
-            rep = await ask_repair(caller, msgs, code, label="grounding")
-        except ModelOutputError as e:
-            grounding.repair = RepairRecord(applied=False, error=str(e))
-            say(f"API repair failed: {e}")
-            return code
-        before = code
-        write_files(ws.repo, rep.new)
-        code = read_repo(ws.repo)
-        ws.write_artifact("debug/grounding.md", rep.answer)
-        ws.write_artifact("debug/grounding.diff", unified_diff(before, code))
-        grounding.repair = RepairRecord(applied=True, diff="artifacts/debug/grounding.diff",
-                                        md="artifacts/debug/grounding.md")
-        say("API repair applied.")
+        code, grounding.repair = await _repair_findings(
+            caller, ws, code, commands, logic_json, certain, options, "grounding")
+        say("API repair applied." if grounding.repair.applied
+            else f"API repair failed: {grounding.repair.error}")
     return code
+
+
+async def _repair_findings(caller: Caller, ws: Workspace, code: dict[str, str],
+                           commands: list[Any], logic_json: str | None,
+                           findings: list[dict[str, Any]], options: VerifyOptions,
+                           name: str) -> tuple[dict[str, str], RepairRecord]:
+    """One repair call for certain findings. Its edits land in repo/, its answer and diff
+    under artifacts/debug/<name>.md and .diff; a model mistake is recorded, not raised."""
+    msgs = build_messages(mode="static", code=code, commands=commands, logic_json=logic_json,
+                          findings=findings, prompts_dir=options.prompts_dir)
+    try:
+        rep = await ask_repair(caller, msgs, code, label=name)
+    except ModelOutputError as e:
+        return code, RepairRecord(applied=False, error=str(e))
+    before = code
+    write_files(ws.repo, rep.new)
+    code = read_repo(ws.repo)
+    ws.write_artifact(f"debug/{name}.md", rep.answer)
+    ws.write_artifact(f"debug/{name}.diff", unified_diff(before, code))
+    return code, RepairRecord(applied=True, diff=f"artifacts/debug/{name}.diff",
+                              md=f"artifacts/debug/{name}.md")
 
 
 def _snapshot(repo: Path, dest: Path) -> None:
@@ -292,26 +300,14 @@ async def verify_output(out: Path, *, model: Model | None, store: Store,
     tried = previous.static.remaining if previous.static else None
     say_findings(say, findings, notes)
     if findings and caller is not None and options.static_repair and findings != tried:
-        msgs = build_messages(mode="static", code=code, commands=commands,
-                              logic_json=logic_json, findings=findings,
-                              prompts_dir=options.prompts_dir)
-        try:
-            rep = await ask_repair(caller, msgs, code, label="static")
-        except ModelOutputError as e:
-            static.repair = RepairRecord(applied=False, error=str(e))
-            say(f"Static repair failed: {e}")
+        code, static.repair = await _repair_findings(caller, ws, code, commands, logic_json,
+                                                     findings, options, "static")
+        if not static.repair.applied:
+            say(f"Static repair failed: {static.repair.error}")
         else:
-            before = code
-            write_files(ws.repo, rep.new)
-            code = read_repo(ws.repo)
-            diff = unified_diff(before, code)
-            ws.write_artifact("debug/static.md", rep.answer)
-            ws.write_artifact("debug/static.diff", diff)
             commands = smoke_commands(logic_json, code)
             static.remaining = certain_findings(run_static(
                 code, [c.command for c in commands], reproduce=options.contract))
-            static.repair = RepairRecord(applied=True, diff="artifacts/debug/static.diff",
-                                         md="artifacts/debug/static.md")
             say(f"Static repair applied; {len(static.remaining)} finding(s) remain.")
     elif findings and tried == findings:
         static.repair = previous.static.repair if previous.static else None
