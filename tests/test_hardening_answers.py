@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from papercoder.crosscheck import unresolved_imports
 from papercoder.errors import FormatError, ModelError, ModelOutputError, UnsafePathError
+from papercoder.filecheck import check_python
 from papercoder.llm import Caller, looks_like_refusal
 from papercoder.models.base import Completion
 from papercoder.models.openai_api import OpenAIModel
@@ -25,7 +26,6 @@ from papercoder.outdir.paths import check_file_list, clean_path, resolve_inside
 from papercoder.outdir.workspace import artifact_file, artifact_name
 from papercoder.pipeline.answers import (
     accepted_tags,
-    check_python,
     extract_code,
     extract_yaml,
 )

@@ -108,21 +108,27 @@ def _fail(file: str, what: str) -> FormatError:
     )
 
 
+def check_python(code: str, file: str) -> None:
+    """FormatError (sent back to the model) when ``code`` does not parse as Python; parsing is
+    bounded, so never a RecursionError, and the tree is one pyflakes can walk."""
+    try:
+        parse_python(code)
+    except SyntaxError as e:
+        at = f" at line {e.lineno}" if e.lineno else ""
+        raise FormatError(
+            f"The code for {file} does not parse as Python: {e.msg}{at}"
+            + (f": {e.text.strip()[:120]!r}" if e.text else "")
+            + f". Send the complete corrected {file} in one fenced code block.",
+            user_message=f"the code for {file} does not parse ({e.msg}"
+            + (f", line {e.lineno})" if e.lineno else ")"),
+        ) from None
+
+
 def check_file(code: str, file: str) -> str:
     """Raise FormatError when ``code`` is not a valid file of its kind; return the kind."""
     kind = kind_of(file, code)
     if kind == "python":
-        try:
-            parse_python(code)  # bounded: never RecursionError, a tree pyflakes can walk
-        except SyntaxError as e:
-            at = f" at line {e.lineno}" if e.lineno else ""
-            raise FormatError(
-                f"The code for {file} does not parse as Python: {e.msg}{at}"
-                + (f": {e.text.strip()[:120]!r}" if e.text else "")
-                + f". Send the complete corrected {file} in one fenced code block.",
-                user_message=f"the code for {file} does not parse ({e.msg}"
-                + (f", line {e.lineno})" if e.lineno else ")"),
-            ) from None
+        check_python(code, file)
     elif kind == "yaml":
         try:
             yamlsafe.load(code)

@@ -30,7 +30,7 @@ import yaml
 
 from papercoder import yamlsafe
 from papercoder.errors import FormatError
-from papercoder.pyparse import MAX_CODE_CHARS, MAX_INDENT_DEPTH, parse_python, python_depth
+from papercoder.pyparse import MAX_CODE_CHARS, MAX_INDENT_DEPTH, python_depth
 
 _FENCE = re.compile(r"(?ms)^[ \t]*(```+|~~~+)[ \t]*([\w+#.-]*)([^\n]*)\n(.*?)^[ \t]*\1[ \t]*$")
 _OPEN = re.compile(r"(?ms)^[ \t]*(```+|~~~+)[ \t]*([\w+#.-]*)([^\n]*)\n(.*)\Z")
@@ -243,22 +243,6 @@ def _nonempty(body: str, file: str) -> str:
                           "a source file; send a shorter, complete file.",
                           user_message=f"the code for {file} was {len(body):,} characters long")
     return body
-
-
-def check_python(code: str, file: str) -> None:
-    if not file.endswith((".py", ".pyi")):
-        return
-    try:
-        parse_python(code)
-    except SyntaxError as e:
-        where = f" at line {e.lineno}" if e.lineno else ""
-        raise FormatError(
-            f"The code for {file} does not parse: {e.msg}{where}"
-            + (f": {e.text.strip()[:120]!r}" if e.text else "")
-            + f". Send the complete corrected {file} in one fenced code block.",
-            user_message=f"the code for {file} does not parse ({e.msg}"
-            + (f", line {e.lineno})" if e.lineno else ")"),
-        ) from None
 
 
 def extract_yaml(text: str) -> tuple[str, Any]:
