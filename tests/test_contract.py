@@ -512,3 +512,33 @@ def test_eval_rubric_auto_reuses_the_contract_a_run_extracted(tmp_path: Path) ->
                                     options=EvalOptions(rubric=Path("auto"))))
     assert [h for h in judge.history if h["meta"]["stage"] == "requirements"] == []
     assert s["leaves"] == 5  # the run's five requirements, answered from the cache
+
+
+def test_a_linked_contract_in_out_is_refused_and_never_read(tmp_path: Path) -> None:
+    """artifacts/requirements.json as a link to a file outside OUT: one sentence, exit 2, and
+    the file behind the link is neither read into a prompt nor written."""
+    paper, script = ph.write_fixture(tmp_path)
+    out = tmp_path / "out"
+    (out / "artifacts").mkdir(parents=True)
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"requirements": []}')
+    (out / "artifacts" / "requirements.json").symlink_to(outside)
+    code, output = run_cli("run", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q")
+    assert code == 2 and "Traceback" not in output, output
+    assert "link" in output.lower()
+    assert outside.read_text() == '{"requirements": []}'
+
+
+def test_markup_in_a_requirement_is_shown_as_text_in_the_report(tmp_path: Path) -> None:
+    """A model-written statement and reason full of markup are escaped in Paper <-> code."""
+    paper, script = ph.write_fixture(tmp_path)
+    out = tmp_path / "out"
+    assert run_cli("run", str(paper), "-m", f"scripted:{script}", "-o", str(out), "-q")[0] == 0
+    path = out / "artifacts" / "audit" / "verdicts.json"  # what the report's rows come from
+    verdicts = json.loads(path.read_text())
+    verdicts["requirements"][0]["statement"] = '<script>alert(1)</script><img src=x onerror=1>'
+    path.write_text(json.dumps(verdicts))
+    assert run_cli("report", str(out))[0] == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)" in html
